@@ -1,0 +1,32 @@
+"""The docket engine: a task queue on Redis Streams and consumer groups.
+
+It knows nothing of MCP. ``memory://`` runs the same code on an in-process fakeredis store.
+"""
+
+from .context import TaskContext, current_task
+from .docket import Docket, Execution, new_key
+from .errors import DocketError, SerializationError, TaskNotFound, UnknownFunction
+from .functions import ConcurrencyLimit, Perpetual, Retry, TaskFunction
+from .state import ExecutionState, Progress, Status, TaskError
+from .worker import Worker
+
+__all__ = [
+    "ConcurrencyLimit",
+    "Docket",
+    "DocketError",
+    "Execution",
+    "ExecutionState",
+    "Perpetual",
+    "Progress",
+    "Retry",
+    "SerializationError",
+    "Status",
+    "TaskContext",
+    "TaskError",
+    "TaskFunction",
+    "TaskNotFound",
+    "UnknownFunction",
+    "Worker",
+    "current_task",
+    "new_key",
+]

@@ -1,0 +1,42 @@
+"""The running task's view of itself, reachable from anywhere in its call stack."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .docket import Docket
+
+
+@dataclass
+class TaskContext:
+    """Handed to a running task through :func:`current_task`.
+
+    ``cancel_requested`` turns true as soon as a cancellation arrives; the worker also
+    cancels the task's coroutine, so most tasks never need to look at it.
+    """
+
+    docket: Docket
+    key: str
+    attempt: int
+    function: str
+    cancel_requested: bool = field(default=False)
+
+    async def report_progress(
+        self, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Store progress and push it to everyone watching this task."""
+        await self.docket.report_progress(self.key, current, total, message)
+
+
+_current: ContextVar[TaskContext | None] = ContextVar("mcp_tasks_current_task", default=None)
+
+
+def current_task() -> TaskContext:
+    """The task running in this context; a ``LookupError`` outside of a task."""
+    ctx = _current.get()
+    if ctx is None:
+        raise LookupError("current_task() is only available inside a running task")
+    return ctx

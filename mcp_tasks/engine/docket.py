@@ -1,0 +1,374 @@
+"""The docket: where tasks are added, looked up, awaited and cancelled.
+
+A docket is a Redis stream (due tasks, read by workers through a consumer group), a sorted
+set (future tasks), one hash per task (its execution state) and one pub/sub channel (every
+state change). Every transition is a Lua script, so it is atomic and one round trip.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import anyio
+import pydantic_core
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from .connection import Backend, parse_url
+from .errors import TaskNotFound, UnknownFunction
+from .events import EventHub
+from .functions import ConcurrencyLimit, Perpetual, Retry, TaskCallable, TaskFunction
+from .keys import GROUP, Keys, check_docket_name, check_task_key
+from .scripts import Scripts
+from .state import TERMINAL, ExecutionState, Progress, Status, now_ms
+
+Call = tuple[Sequence[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What :meth:`Docket.add` answers: the task's key and where it now stands.
+
+    ``created`` is false when a task with the same key was already scheduled, queued or
+    running, and this call returned that one instead of adding a second.
+    """
+
+    key: str
+    function: str
+    status: Status
+    created: bool
+
+
+class Docket:
+    """A named task queue on Redis (``redis://``) or in this process (``memory://``)."""
+
+    def __init__(
+        self,
+        name: str = "mcp-tasks",
+        url: str = "memory://",
+        *,
+        result_ttl: timedelta | float = timedelta(hours=1),
+        max_connections: int = 64,
+    ) -> None:
+        self.name = check_docket_name(name)
+        self.backend: Backend = parse_url(url)
+        self.url = url
+        self.keys = Keys(self.name)
+        ttl = result_ttl.total_seconds() if isinstance(result_ttl, timedelta) else result_ttl
+        if ttl <= 0:
+            raise ValueError("result_ttl must be positive")
+        self.result_ttl_ms = int(ttl * 1000)
+        self.functions: dict[str, TaskFunction] = {}
+        self._max_connections = max_connections
+        self._client: Redis | None = None
+        self._scripts: Scripts | None = None
+        self._hub: EventHub | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Docket:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect, check the server answers, and make sure the consumer group exists."""
+        if self._client is not None:
+            return
+        client = self.backend.client(max_connections=self._max_connections)
+        try:
+            await client.ping()
+            await self.ensure_group(client)
+        except Exception:
+            await client.aclose()
+            raise
+        self._client = client
+        self._scripts = Scripts(client)
+        self._hub = EventHub(client, self.keys.events)
+
+    async def close(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+            self._hub = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+            self._scripts = None
+
+    async def ensure_group(self, client: Redis | None = None) -> None:
+        """Create the stream's consumer group (again, after a Redis restart lost it)."""
+        try:
+            await (client or self.client).xgroup_create(
+                self.keys.stream, GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    @property
+    def client(self) -> Redis:
+        if self._client is None:
+            raise RuntimeError("the docket is not open: use `async with Docket(...)`")
+        return self._client
+
+    @property
+    def scripts(self) -> Scripts:
+        if self._scripts is None:
+            raise RuntimeError("the docket is not open: use `async with Docket(...)`")
+        return self._scripts
+
+    @property
+    def hub(self) -> EventHub:
+        if self._hub is None:
+            raise RuntimeError("the docket is not open: use `async with Docket(...)`")
+        return self._hub
+
+    # -- registration --------------------------------------------------------------------
+
+    def register(
+        self,
+        fn: TaskCallable,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: timedelta | float | None = None,
+        concurrency: ConcurrencyLimit | None = None,
+        perpetual: Perpetual | None = None,
+    ) -> TaskFunction:
+        """Make ``fn`` runnable as a task of this docket under ``name`` (its qualified name
+        by default). Workers of every process must register the same functions."""
+        function = TaskFunction(
+            fn,
+            name=name,
+            retry=retry,
+            timeout=timeout,
+            concurrency=concurrency,
+            perpetual=perpetual,
+        )
+        existing = self.functions.get(function.name)
+        if existing is not None and existing.fn is not fn:
+            raise ValueError(f"another function is already registered as {function.name!r}")
+        self.functions[function.name] = function
+        return function
+
+    def function(self, fn_or_name: TaskCallable | str) -> TaskFunction:
+        if isinstance(fn_or_name, str):
+            found = self.functions.get(fn_or_name)
+        else:
+            found = next((f for f in self.functions.values() if f.fn is fn_or_name), None)
+        if found is None:
+            name = fn_or_name if isinstance(fn_or_name, str) else repr(fn_or_name)
+            raise UnknownFunction(
+                f"{name} is not registered on docket {self.name!r}: call docket.register() first"
+            )
+        return found
+
+    # -- adding tasks --------------------------------------------------------------------
+
+    def add(
+        self,
+        fn: TaskCallable | str,
+        *,
+        key: str | None = None,
+        when: datetime | None = None,
+        delay: timedelta | float | None = None,
+        replace: bool = False,
+        meta: dict[str, Any] | None = None,
+    ) -> Callable[..., Awaitable[Execution]]:
+        """``await docket.add(fn, ...)(*args, **kwargs)`` adds one task.
+
+        With ``key``, a task of that key that is still scheduled, queued or running is
+        returned instead of adding another; ``replace=True`` reschedules it instead (a running
+        task is never replaced). ``when`` (aware datetime) or ``delay`` defer it.
+        """
+        function = self.function(fn)
+        due = _due_ms(when, delay)
+        meta_json = _encode_meta(meta)
+        if key is not None:
+            check_task_key(key)
+        mode = "replace" if replace else ("keep" if key is not None else "new")
+
+        async def call(*args: Any, **kwargs: Any) -> Execution:
+            encoded = function.encode_call(args, kwargs)
+            task_key = key if key is not None else new_key()
+            (result,) = await self._enqueue(
+                [(task_key, mode, due, function.name, encoded, meta_json)]
+            )
+            return result
+
+        return call
+
+    async def add_many(
+        self,
+        fn: TaskCallable | str,
+        calls: Iterable[Call | Sequence[Any]],
+        *,
+        delay: timedelta | float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> list[Execution]:
+        """Add many tasks of one function in one round trip. Each call is an argument tuple,
+        or a pair ``(args, kwargs)`` when it is a tuple of a sequence and a dict."""
+        function = self.function(fn)
+        due = _due_ms(None, delay)
+        meta_json = _encode_meta(meta)
+        rows = []
+        for call in calls:
+            if (
+                isinstance(call, tuple)
+                and len(call) == 2
+                and isinstance(call[1], dict)
+                and isinstance(call[0], (list, tuple))
+            ):
+                args, kwargs = tuple(call[0]), call[1]
+            else:
+                args, kwargs = tuple(call), {}
+            rows.append(
+                (
+                    new_key(),
+                    "new",
+                    due,
+                    function.name,
+                    function.encode_call(args, kwargs),
+                    meta_json,
+                )
+            )
+        results: list[Execution] = []
+        for start in range(0, len(rows), 500):
+            results.extend(await self._enqueue(rows[start : start + 500]))
+        return results
+
+    async def _enqueue(self, rows: list[tuple[str, str, int, str, str, str]]) -> list[Execution]:
+        now = now_ms()
+        keys = [self.keys.stream, self.keys.scheduled, self.keys.events]
+        args: list[Any] = [now]
+        for key, mode, due, fn_name, call, meta in rows:
+            keys.append(self.keys.run(key))
+            args.extend((key, mode, max(due, 0) if due else 0, fn_name, call, meta))
+        answers = await self.scripts.run("enqueue", keys, args)
+        results = []
+        queued = False
+        for (key, _mode, _due, fn_name, _call, _meta), (created, status) in zip(
+            rows, answers, strict=True
+        ):
+            state = Status(status.decode())
+            queued = queued or (bool(created) and state is Status.QUEUED)
+            results.append(Execution(key, fn_name, state, bool(created)))
+        if queued and self.backend.memory is not None:
+            self.backend.memory.signal.notify()
+        return results
+
+    # -- reading and waiting -------------------------------------------------------------
+
+    async def get(self, key: str) -> ExecutionState | None:
+        """The task's current state, or None if there is no such task (or it expired)."""
+        raw: dict[bytes, bytes] = await self.client.hgetall(self.keys.run(key))  # type: ignore[assignment]
+        if not raw or b"status" not in raw:
+            return None
+        return ExecutionState.from_hash(raw)
+
+    async def wait(self, key: str, timeout: float | None = None) -> ExecutionState:  # noqa: ASYNC109
+        """Wait until the task is terminal and return its final state. Push-based: it
+        listens on the docket's shared subscription and reads the state only on a change."""
+        with anyio.fail_after(timeout):
+            async for state in self.watch(key):
+                if state.terminal:
+                    return state
+        raise TaskNotFound(key)  # pragma: no cover - watch() raises or ends on a terminal state
+
+    async def watch(self, key: str) -> AsyncIterator[ExecutionState]:
+        """Yield the task's state now and after every change, ending with a terminal state.
+        Raises :class:`TaskNotFound` if the task does not exist (or expires meanwhile)."""
+        async with self.hub.subscription(key) as events:
+            state = await self.get(key)
+            if state is None:
+                raise TaskNotFound(key)
+            yield state
+            while not state.terminal:
+                await events.get()  # any event of this key (or a resync): read it afresh
+                fresh = await self.get(key)
+                if fresh is None:
+                    raise TaskNotFound(key)
+                if fresh != state:
+                    state = fresh
+                    yield state
+
+    async def cancel(self, key: str) -> bool:
+        """Cancel a task: a scheduled or queued one never runs; a running one is cancelled
+        cooperatively by its worker, wherever it runs. False if it had already finished."""
+        answer = await self.scripts.run(
+            "cancel",
+            [self.keys.run(key), self.keys.scheduled, self.keys.stream, self.keys.events],
+            [key, now_ms(), self.result_ttl_ms],
+        )
+        verdict = bytes(answer).decode()
+        if verdict == "missing":
+            raise TaskNotFound(key)
+        return verdict in ("cancelled", "cancelling")
+
+    async def report_progress(
+        self, key: str, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Store a running task's progress and publish the change."""
+        progress = Progress(current=current, total=total, message=message)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(
+                self.keys.run(key),
+                mapping={"progress": progress.model_dump_json(), "updated": now_ms()},
+            )
+            pipe.publish(self.keys.events, f"progress||{key}")
+            await pipe.execute()
+
+    # -- inspection ----------------------------------------------------------------------
+
+    async def depth(self) -> tuple[int, int]:
+        """(tasks on the stream not yet finished, tasks scheduled for later)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.keys.stream)
+            pipe.zcard(self.keys.scheduled)
+            stream, scheduled = await pipe.execute()
+        return int(stream), int(scheduled)
+
+    async def scheduled_keys(self, limit: int = 1000) -> list[str]:
+        raw: list[bytes] = await self.client.zrange(self.keys.scheduled, 0, limit - 1)  # type: ignore[assignment]
+        return [k.decode() for k in raw]
+
+
+def new_key() -> str:
+    """A task key with 128 bits of randomness: unguessable, so it can be handed out."""
+    return secrets.token_hex(16)
+
+
+def _due_ms(when: datetime | None, delay: timedelta | float | None) -> int:
+    if when is not None and delay is not None:
+        raise ValueError("give when= or delay=, not both")
+    if delay is not None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds < 0:
+            raise ValueError(f"delay may not be negative (got {seconds}s)")
+        return now_ms() + int(seconds * 1000) if seconds > 0 else 0
+    if when is not None:
+        if when.tzinfo is None:
+            raise ValueError("when= must be a timezone-aware datetime")
+        return int(when.astimezone(UTC).timestamp() * 1000)
+    return 0
+
+
+def _encode_meta(meta: dict[str, Any] | None) -> str:
+    if not meta:
+        return ""
+    return pydantic_core.to_json(meta).decode()
+
+
+__all__ = ["TERMINAL", "Docket", "Execution", "new_key"]

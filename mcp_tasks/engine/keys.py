@@ -1,0 +1,84 @@
+"""The one place that knows how a docket's data is laid out in Redis.
+
+Every key of a docket starts with ``mcp-tasks:{<name>}`` — the braces are a Redis Cluster
+hash tag, so all of a docket's keys live in one slot and every Lua script may touch any of
+them on a cluster exactly as on a single server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+GROUP = "workers"
+"""The consumer group every worker of a docket reads the stream through."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+_MAX_TASK_KEY = 256
+
+
+def check_docket_name(name: str) -> str:
+    """Docket names become part of every key, so keep them short and free of braces."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"invalid docket name {name!r}: use 1-100 characters from A-Z a-z 0-9 _ . : -"
+        )
+    return name
+
+
+def check_task_key(key: str) -> str:
+    """Task keys travel in newline-separated event messages, so they may not hold line breaks."""
+    if not isinstance(key, str) or not key:
+        raise ValueError("a task key must be a non-empty string")
+    if len(key) > _MAX_TASK_KEY:
+        raise ValueError(f"a task key may be at most {_MAX_TASK_KEY} characters")
+    if any(ch in key for ch in "\r\n\0"):
+        raise ValueError("a task key may not contain line breaks or NUL")
+    return key
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names for one docket."""
+
+    name: str
+
+    @property
+    def prefix(self) -> str:
+        return f"mcp-tasks:{{{self.name}}}"
+
+    @property
+    def stream(self) -> str:
+        """Due tasks, read by workers through the consumer group :data:`GROUP`."""
+        return f"{self.prefix}:stream"
+
+    @property
+    def scheduled(self) -> str:
+        """Sorted set of task keys scored by the epoch millisecond they become due."""
+        return f"{self.prefix}:scheduled"
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel carrying every state change of the docket's tasks."""
+        return f"{self.prefix}:events"
+
+    @property
+    def run_prefix(self) -> str:
+        return f"{self.prefix}:run:"
+
+    def run(self, key: str) -> str:
+        """Hash holding one task's execution state (status, call, progress, result...)."""
+        return f"{self.run_prefix}{key}"
+
+    @property
+    def limits(self) -> str:
+        """Hash of concurrency-limit name -> maximum, for limits that have waiting tasks."""
+        return f"{self.prefix}:limits"
+
+    def limit(self, limit: str) -> str:
+        """Sorted set of task keys holding a slot of ``limit``, scored by lease expiry (ms)."""
+        return f"{self.prefix}:limit:{limit}"
+
+    def waiting(self, limit: str) -> str:
+        """List of task keys parked until a slot of ``limit`` frees up."""
+        return f"{self.prefix}:waiting:{limit}"

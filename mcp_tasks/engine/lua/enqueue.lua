@@ -1,0 +1,45 @@
+-- Add tasks. KEYS: stream, scheduled, events, then one run hash per task.
+-- ARGV: now_ms, then per task: key, mode (new|keep|replace), when_ms, fn, call, meta.
+-- Returns per task {created (1|0), status}.
+local stream, scheduled, events = KEYS[1], KEYS[2], KEYS[3]
+local now = tonumber(ARGV[1])
+local out, notes = {}, {}
+for i = 1, #KEYS - 3 do
+  local run = KEYS[3 + i]
+  local a = 1 + (i - 1) * 6
+  local key, mode, when = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local fn, call, meta = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local status = false
+  if mode ~= 'new' then
+    status = redis.call('HGET', run, 'status')
+  end
+  if status and not TERMINAL[status] and (mode == 'keep' or status == 'running') then
+    out[i] = {0, status}
+  else
+    if status then
+      -- Replacing: drop the old record. A stale stream entry is skipped by its sid.
+      redis.call('DEL', run)
+    end
+    if when > now then
+      redis.call('ZADD', scheduled, when, key)
+      redis.call('HSET', run, 'key', key, 'fn', fn, 'call', call, 'meta', meta,
+        'status', 'scheduled', 'when', when, 'created', now, 'updated', now, 'attempt', 0)
+      note(notes, 'scheduled', when, key)
+      out[i] = {1, 'scheduled'}
+    else
+      if status == 'scheduled' then
+        redis.call('ZREM', scheduled, key)
+      end
+      local sid = redis.call('XADD', stream, '*', 'key', key, 'fn', fn, 'call', call)
+      redis.call('HSET', run, 'key', key, 'fn', fn, 'call', call, 'meta', meta,
+        'status', 'queued', 'when', now, 'created', now, 'updated', now, 'attempt', 0,
+        'sid', sid)
+      if status then
+        note(notes, 'queued', '', key)
+      end
+      out[i] = {1, 'queued'}
+    end
+  end
+end
+publish(events, notes)
+return out

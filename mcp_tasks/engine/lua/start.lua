@@ -1,0 +1,55 @@
+-- Start a batch of claimed stream entries. KEYS: stream, events, limits, then per task:
+-- run hash, limit zset, waiting list (the run hash twice when the task has no limit).
+-- ARGV: group, worker, now_ms, slot lease expiry ms, result ttl ms, then per task:
+-- stream id, key, limit maximum (0 = none), limit name.
+-- Returns per task {verdict, attempt, when}: verdict run|stale|cancelled|parked.
+local stream, events, limits = KEYS[1], KEYS[2], KEYS[3]
+local group, worker, now, lease, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local out, notes, acks = {}, {}, {}
+for i = 1, (#KEYS - 3) / 3 do
+  local run, limit, waiting = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
+  local a = 5 + (i - 1) * 4
+  local sid, key, max, lname = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4]
+  local f = redis.call('HMGET', run, 'status', 'sid', 'cancel', 'attempt', 'when')
+  local status = f[1]
+  local verdict = nil
+  if not status or f[2] ~= sid then
+    verdict = 'stale'
+  elseif status == 'cancelled' or f[3] == '1' then
+    if status ~= 'cancelled' then
+      -- Cancelled while its previous worker died: finish the cancellation now.
+      redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
+      redis.call('PEXPIRE', run, ttl)
+      note(notes, 'cancelled', '', key)
+    end
+    verdict = 'cancelled'
+  elseif status ~= 'queued' and status ~= 'running' then
+    verdict = 'stale'
+  elseif max > 0 then
+    redis.call('ZREMRANGEBYSCORE', limit, '-inf', now)
+    if not redis.call('ZSCORE', limit, key) and redis.call('ZCARD', limit) >= max then
+      redis.call('RPUSH', waiting, key)
+      redis.call('HSET', run, 'parked', lname)
+      redis.call('HSET', limits, lname, max)
+      verdict = 'parked'
+    else
+      redis.call('ZADD', limit, lease, key)
+    end
+  end
+  if verdict then
+    acks[#acks + 1] = sid
+    out[i] = {verdict, 0, ''}
+  else
+    local attempt = (tonumber(f[4]) or 0) + 1
+    redis.call('HSET', run, 'status', 'running', 'worker', worker, 'started', now,
+      'updated', now, 'attempt', attempt)
+    note(notes, 'running', attempt, key)
+    out[i] = {'run', attempt, f[5] or ''}
+  end
+end
+if #acks > 0 then
+  redis.call('XACK', stream, group, unpack(acks))
+  redis.call('XDEL', stream, unpack(acks))
+end
+publish(events, notes)
+return out

@@ -1,0 +1,114 @@
+"""What a task's execution looks like from outside: status, attempts, progress, outcome.
+
+The run hash in Redis stores plain strings; this module is the one translation between those
+fields and typed Python objects.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict
+
+
+class Status(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+class Progress(BaseModel):
+    """Progress a running task reported: ``current`` of ``total`` (if known), and a message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    current: float = 0
+    total: float | None = None
+    message: str | None = None
+
+
+class TaskError(BaseModel):
+    """Why a task failed: the exception's type and message, and a shortened traceback."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class ExecutionState(BaseModel):
+    """A snapshot of one task's execution, as stored in Redis."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    function: str
+    status: Status
+    attempt: int = 0
+    worker: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    when: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: Progress | None = None
+    result: Any = None
+    error: TaskError | None = None
+    cancel_requested: bool = False
+    meta: dict[str, Any] = {}
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes]) -> ExecutionState:
+        f = {k.decode(): v for k, v in raw.items()}
+        status = Status(f["status"].decode())
+        return cls(
+            key=f["key"].decode() if "key" in f else "",
+            function=f["fn"].decode() if "fn" in f else "",
+            status=status,
+            attempt=int(f.get("attempt", b"0")),
+            worker=f["worker"].decode() or None if "worker" in f else None,
+            created_at=_time(f.get("created")) or _time(f.get("updated")) or _now(),
+            updated_at=_time(f.get("updated")) or _now(),
+            when=_time(f.get("when")),
+            started_at=_time(f.get("started")),
+            finished_at=_time(f.get("finished")) if status.terminal else None,
+            progress=Progress.model_validate_json(f["progress"]) if "progress" in f else None,
+            result=pydantic_core.from_json(f["result"])
+            if status is Status.COMPLETED and "result" in f
+            else None,
+            error=TaskError.model_validate_json(f["error"]) if f.get("error") else None,
+            cancel_requested=f.get("cancel") == b"1",
+            meta=pydantic_core.from_json(f["meta"]) if f.get("meta") else {},
+        )
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(raw: bytes | None) -> datetime | None:
+    if not raw:
+        return None
+    return datetime.fromtimestamp(int(float(raw)) / 1000, UTC)

@@ -1,0 +1,553 @@
+"""Workers: claim due tasks from the docket's stream and run them.
+
+A worker reads with ``XREADGROUP`` only as many entries as it has free slots, starts the
+whole batch with one script, and records outcomes in batches with one script too, so a
+task costs a handful of Redis commands. It wakes on work (a blocking read on Redis; an
+in-process signal on memory://), on a freed slot, on a due scheduled task and on a
+cancellation, never on a fixed polling interval. A task whose worker died is claimed again
+by another after ``redelivery_timeout``; a live worker renews the lease of its long tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import anyio
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from .connection import CONNECTION_ERRORS
+from .context import TaskContext, _current
+from .docket import Docket
+from .errors import SerializationError
+from .events import RESYNC, Event
+from .functions import TaskFunction
+from .keys import GROUP
+from .state import TaskError, now_ms
+
+log = logging.getLogger("mcp_tasks.engine")
+
+MAX_BATCH = 200
+IDLE_BLOCK_MS = 10_000
+
+
+@dataclass(eq=False)
+class _Run:
+    """One task this worker holds, from its start script to its finish script."""
+
+    key: str
+    sid: str
+    function: TaskFunction | None
+    fn_name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    when_ms: int | None
+    limit: tuple[str, int] | None
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None] | None = None
+    cancelled_by_user: bool = False
+    handing_back: bool = False
+    context: TaskContext | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    run: _Run
+    outcome: str
+    data: str = ""
+    when_ms: int = 0
+
+
+class Worker:
+    """Runs a docket's tasks, ``concurrency`` at a time.
+
+    ``async with Worker(docket) as worker: await worker.run_forever()`` — leaving the block
+    (or :meth:`stop`, e.g. on SIGTERM) stops claiming, lets running tasks finish within
+    ``shutdown_grace`` and hands the rest back to the docket for another worker.
+    """
+
+    def __init__(
+        self,
+        docket: Docket,
+        *,
+        concurrency: int = 10,
+        name: str | None = None,
+        redelivery_timeout: timedelta | float = timedelta(seconds=30),
+        shutdown_grace: timedelta | float = timedelta(seconds=10),
+        schedule_perpetual: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.docket = docket
+        self.concurrency = concurrency
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self) & 0xFFFFFF:06x}"
+        self.redelivery_ms = int(_seconds(redelivery_timeout) * 1000)
+        if self.redelivery_ms < 100:
+            raise ValueError("redelivery_timeout must be at least 100 ms")
+        self.shutdown_grace = _seconds(shutdown_grace)
+        self.schedule_perpetual = schedule_perpetual
+        self._runs: dict[str, _Run] = {}
+        self._slot_freed = asyncio.Event()
+        self._schedule_changed = asyncio.Event()
+        self._outcomes: list[_Outcome] = []
+        self._outcome_ready = asyncio.Event()
+        self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._cancellers: set[asyncio.Task[None]] = set()
+        self._reader: Redis | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._claimer: asyncio.Task[None] | None = None
+        self._until_finished = False
+        self._outage = False
+        self._outage_delay = 0.05
+        self.completed = 0
+        """Tasks this worker has run to an outcome (any outcome); handy for tests and stats."""
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        docket = self.docket
+        if docket.backend.memory is None:
+            self._reader = docket.backend.client(max_connections=2)
+        docket.hub.on_every_event(self._on_event)
+        await docket.hub.start()
+        if self.schedule_perpetual:
+            await self._with_retry(self._schedule_perpetual_tasks)
+        self._background = [
+            asyncio.create_task(self._finish_loop(), name="mcp-tasks finisher"),
+            asyncio.create_task(self._promote_loop(), name="mcp-tasks scheduler"),
+            asyncio.create_task(self._maintenance_loop(), name="mcp-tasks maintenance"),
+            asyncio.create_task(self._renew_loop(), name="mcp-tasks leases"),
+        ]
+
+    async def run_forever(self) -> None:
+        """Claim and run tasks until :meth:`stop` is called."""
+        await self._claim()
+
+    async def run_until_finished(self) -> None:
+        """Run until nothing is queued, running or scheduled (perpetual tasks aside)."""
+        self._until_finished = True
+        try:
+            await self._claim()
+        finally:
+            self._until_finished = False
+        await self._drain_outcomes()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; give running tasks ``grace`` seconds, then hand them back."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._stop_requested.set()
+        grace = self.shutdown_grace if grace is None else grace
+        if self._claimer is not None:
+            await cancel_and_wait(self._claimer)
+        running = [r.task for r in self._runs.values() if r.task is not None]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+            stragglers = []
+            for run in list(self._runs.values()):
+                if run.task is not None and not run.task.done():
+                    run.handing_back = True
+                    stragglers.append(cancel_and_wait(run.task))
+            await asyncio.gather(*stragglers)
+        await self._drain_outcomes()
+        self.docket.hub.remove_listener(self._on_event)
+        for task in self._background:
+            await cancel_and_wait(task)
+        self._background = []
+        if self._reader is not None:
+            await self._reader.aclose(close_connection_pool=True)
+            self._reader = None
+
+    def request_stop(self) -> None:
+        """Signal-handler friendly: begin a graceful stop without awaiting it."""
+        if self._claimer is not None:
+            self._claimer.cancel()
+
+    # -- claiming ------------------------------------------------------------------------
+
+    async def _claim(self) -> None:
+        self._claimer = asyncio.current_task()
+        try:
+            while not self._stopping:
+                free = self.concurrency - len(self._runs)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                try:
+                    entries = await self._read(min(free, MAX_BATCH))
+                    if entries:
+                        await self._start(entries)
+                    elif self._until_finished and await self._finished():
+                        return
+                    self._recovered()
+                except CONNECTION_ERRORS as exc:
+                    await self._backoff(exc)
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    log.warning("the consumer group is gone (Redis restarted?); recreating it")
+                    await self.docket.ensure_group()
+        except asyncio.CancelledError:
+            self._claimer = None
+            if not self._stopping:
+                # request_stop(): a signal asked for a graceful stop.
+                await self.stop()
+            return
+        finally:
+            self._claimer = None
+
+    async def _read(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        keys = self.docket.keys
+        memory = self.docket.backend.memory
+        if memory is not None:
+            # fakeredis does not block: take the signal first, then look, then wait on it.
+            signal = memory.signal.current()
+            entries = await self._xreadgroup(self.docket.client, count, None)
+            if entries:
+                return entries
+            if self._until_finished and not self._runs and await self._finished():
+                return []
+            waits = [
+                asyncio.ensure_future(signal.wait()),
+                asyncio.ensure_future(self._stop_requested.wait()),
+            ]
+            if self._runs:
+                self._slot_freed.clear()
+                waits.append(asyncio.ensure_future(self._slot_freed.wait()))
+            try:
+                await asyncio.wait(
+                    waits, timeout=IDLE_BLOCK_MS / 1000, return_when="FIRST_COMPLETED"
+                )
+            finally:
+                for w in waits:
+                    w.cancel()
+            return []
+        assert self._reader is not None
+        block = 100 if self._until_finished else IDLE_BLOCK_MS
+        entries = await self._xreadgroup(self._reader, count, block)
+        del keys
+        return entries
+
+    async def _xreadgroup(
+        self, client: Redis, count: int, block: int | None
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        reply = await client.xreadgroup(
+            GROUP, self.name, {self.docket.keys.stream: ">"}, count=count, block=block
+        )
+        if not reply:
+            return []
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]  # type: ignore[index,assignment]
+        return entries
+
+    async def _finished(self) -> bool:
+        if self._runs or self._outcomes:
+            return False
+        stream, _scheduled = await self.docket.depth()
+        if stream:
+            return False
+        perpetual = {f.name for f in self.docket.functions.values() if f.perpetual}
+        return all(key in perpetual for key in await self.docket.scheduled_keys())
+
+    async def _start(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Start a batch of claimed entries with one script; spawn the ones that may run."""
+        docket = self.docket
+        keys = docket.keys
+        now = now_ms()
+        script_keys = [keys.stream, keys.events, keys.limits]
+        args: list[Any] = [GROUP, self.name, now, now + self.redelivery_ms, docket.result_ttl_ms]
+        candidates: list[_Run] = []
+        for sid_raw, fields in entries:
+            if not fields:  # deleted while pending: nothing to run
+                continue
+            sid = sid_raw.decode()
+            key = fields[b"key"].decode()
+            fn_name = fields[b"fn"].decode()
+            function = docket.functions.get(fn_name)
+            try:
+                call_args, call_kwargs = TaskFunction.decode_call(fields[b"call"])
+            except ValueError:
+                call_args, call_kwargs = [], {}
+            limit = function.limit_for(call_args, call_kwargs) if function else None
+            run = _Run(key, sid, function, fn_name, call_args, call_kwargs, 0, None, limit)
+            candidates.append(run)
+            run_key = keys.run(key)
+            if limit:
+                script_keys += [run_key, keys.limit(limit[0]), keys.waiting(limit[0])]
+                args += [sid, key, limit[1], limit[0]]
+            else:
+                script_keys += [run_key, run_key, run_key]
+                args += [sid, key, 0, ""]
+        if not candidates:
+            return
+        verdicts = await docket.scripts.run("start", script_keys, args)
+        for run, (verdict, attempt, when) in zip(candidates, verdicts, strict=True):
+            if verdict != b"run":
+                continue
+            run.attempt = int(attempt)
+            run.when_ms = int(when) if when else None
+            self._runs[run.key] = run
+            run.task = asyncio.create_task(self._execute(run), name=f"mcp-tasks {run.key}")
+
+    # -- running -------------------------------------------------------------------------
+
+    async def _execute(self, run: _Run) -> None:
+        function = run.function
+        ctx = TaskContext(self.docket, run.key, run.attempt, run.fn_name)
+        run.context = ctx
+        token = _current.set(ctx)
+        try:
+            if function is None:
+                raise LookupError(
+                    f"function {run.fn_name!r} is not registered on worker {self.name}"
+                )
+            if function.timeout is not None:
+                with anyio.fail_after(function.timeout):
+                    result = await function.invoke(run.args, run.kwargs)
+            else:
+                result = await function.invoke(run.args, run.kwargs)
+            outcome = _Outcome(run, "completed", TaskFunction.encode_result(result))
+        except asyncio.CancelledError:
+            outcome = _Outcome(run, "requeue") if run.handing_back else _Outcome(run, "cancelled")
+        except Exception as exc:  # the task's own failure: recorded, never raised here
+            outcome = self._failure(run, exc)
+        finally:
+            _current.reset(token)
+        if (
+            function is not None
+            and function.perpetual
+            and outcome.outcome in ("completed", "failed")
+        ):
+            now = datetime.now(UTC)
+            previous = _from_ms(run.when_ms)
+            due = function.perpetual.following(previous, now)
+            outcome = _Outcome(run, "again", outcome.data, _to_ms(due))
+        self._outcomes.append(outcome)
+        self._outcome_ready.set()
+
+    def _failure(self, run: _Run, exc: BaseException) -> _Outcome:
+        if isinstance(exc, TimeoutError) and run.function and run.function.timeout:
+            exc = TimeoutError(f"task exceeded its timeout of {run.function.timeout:g}s")
+        error = TaskError(
+            type=type(exc).__name__,
+            message=str(exc) or type(exc).__name__,
+            traceback="".join(traceback.format_exception(exc))[-4000:],
+        ).model_dump_json()
+        function = run.function
+        if (
+            function is not None
+            and not isinstance(exc, SerializationError)
+            and run.attempt < function.retry.attempts
+        ):
+            due = now_ms() + int(function.retry.delay_before(run.attempt) * 1000)
+            return _Outcome(run, "retry", error, due)
+        return _Outcome(run, "failed", error)
+
+    # -- recording outcomes --------------------------------------------------------------
+
+    async def _finish_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            while self._outcomes:
+                batch = self._outcomes[:MAX_BATCH]
+                try:
+                    await self._finish(batch)
+                except CONNECTION_ERRORS as exc:
+                    await self._backoff(exc)
+                    continue
+                del self._outcomes[: len(batch)]
+                self._recovered()
+                for item in batch:
+                    self._runs.pop(item.run.key, None)
+                    self.completed += 1
+                self._slot_freed.set()
+
+    async def _drain_outcomes(self) -> None:
+        while self._outcomes or any(r.task and not r.task.done() for r in self._runs.values()):
+            self._outcome_ready.set()
+            await asyncio.sleep(0.005)
+
+    async def _finish(self, batch: list[_Outcome]) -> None:
+        keys = self.docket.keys
+        script_keys = [keys.stream, keys.events, keys.scheduled]
+        args: list[Any] = [GROUP, now_ms(), self.docket.result_ttl_ms, keys.prefix]
+        for item in batch:
+            run = item.run
+            run_key = keys.run(run.key)
+            if run.limit:
+                script_keys += [run_key, keys.limit(run.limit[0]), keys.waiting(run.limit[0])]
+            else:
+                script_keys += [run_key, run_key, run_key]
+            args += [run.sid, run.key, item.outcome, item.data, item.when_ms, 1 if run.limit else 0]
+        await self.docket.scripts.run("finish", script_keys, args)
+        if any(item.outcome in ("retry", "again") for item in batch):
+            self._schedule_changed.set()
+
+    # -- events --------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if event.status == "cancelling":
+            run = self._runs.get(event.key)
+            if run is not None and run.task is not None and not run.task.done():
+                run.cancelled_by_user = True
+                if run.context is not None:
+                    run.context.cancel_requested = True
+                self._cancellers.add(asyncio.create_task(cancel_and_wait(run.task)))
+                self._cancellers = {c for c in self._cancellers if not c.done()}
+        elif event.status == "scheduled" or event.status == RESYNC:
+            self._schedule_changed.set()
+
+    # -- scheduled tasks -----------------------------------------------------------------
+
+    async def _promote_loop(self) -> None:
+        keys = self.docket.keys
+        memory = self.docket.backend.memory
+        while True:
+            self._schedule_changed.clear()
+            try:
+                moved, next_due = await self.docket.scripts.run(
+                    "promote",
+                    [keys.scheduled, keys.stream, keys.events],
+                    [now_ms(), MAX_BATCH, keys.prefix],
+                )
+            except CONNECTION_ERRORS as exc:
+                await self._backoff(exc)
+                continue
+            if moved and memory is not None:
+                memory.signal.notify()
+            if moved >= MAX_BATCH:
+                continue
+            wait = 30.0 if next_due == -1 else max(0.0, (int(next_due) - now_ms()) / 1000)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(wait, 30.0)):
+                    await self._schedule_changed.wait()
+
+    async def _schedule_perpetual_tasks(self) -> None:
+        now = datetime.now(UTC)
+        for function in self.docket.functions.values():
+            if function.perpetual is None:
+                continue
+            due = function.perpetual.first(now)
+            await self.docket.add(function.name, key=function.name, when=due)()
+
+    # -- leases and redelivery -----------------------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        """Claim tasks of dead workers, and free concurrency slots their leases held."""
+        interval = min(self.redelivery_ms / 2000, 15.0)
+        keys = self.docket.keys
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.docket.scripts.run(
+                    "sweep", [keys.limits, keys.stream, keys.events], [now_ms(), keys.prefix]
+                )
+                free = self.concurrency - len(self._runs)
+                if free <= 0 or self._stopping:
+                    continue
+                reply = await self.docket.client.xautoclaim(
+                    keys.stream, GROUP, self.name, self.redelivery_ms, "0-0", count=free
+                )
+                entries = [(sid, fields) for sid, fields in reply[1] if fields]
+                if entries:
+                    log.info("reclaimed %d task(s) from unresponsive workers", len(entries))
+                    await self._start(entries)
+            except CONNECTION_ERRORS as exc:
+                await self._backoff(exc)
+
+    async def _renew_loop(self) -> None:
+        """Keep the leases of long-running tasks fresh so they are not redelivered."""
+        interval = self.redelivery_ms / 4000
+        keys = self.docket.keys
+        while True:
+            await asyncio.sleep(interval)
+            old = [r for r in self._runs.values() if time.monotonic() - r.started >= interval]
+            if not old:
+                continue
+            lease = now_ms() + self.redelivery_ms
+            try:
+                async with self.docket.client.pipeline(transaction=False) as pipe:
+                    pipe.xclaim(keys.stream, GROUP, self.name, 0, [r.sid for r in old], justid=True)
+                    for run in old:
+                        if run.limit:
+                            pipe.zadd(keys.limit(run.limit[0]), {run.key: lease}, xx=True)
+                    await pipe.execute()
+            except CONNECTION_ERRORS as exc:
+                await self._backoff(exc)
+
+    # -- connection trouble --------------------------------------------------------------
+
+    async def _backoff(self, exc: BaseException) -> None:
+        if not self._outage:
+            self._outage = True
+            self._outage_delay = 0.05
+            log.warning("worker %s: Redis unreachable (%s); retrying", self.name, exc)
+        await asyncio.sleep(self._outage_delay)
+        self._outage_delay = min(self._outage_delay * 2, 2.0)
+
+    def _recovered(self) -> None:
+        if self._outage:
+            self._outage = False
+            log.warning("worker %s: Redis reachable again; resuming", self.name)
+
+    async def _with_retry(self, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await action()
+                self._recovered()
+                return
+            except CONNECTION_ERRORS as exc:
+                await self._backoff(exc)
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel a task and wait until it has ended, cancelling again if it has not.
+
+    A single ``Task.cancel()`` can be lost: on Python 3.11 ``asyncio.wait_for`` drops a
+    cancellation that races a completing future, and fakeredis (memory://) awaits that way on
+    every command. Re-cancelling until the task is done makes stopping reliable.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.05)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s ended with an error", task.get_name(), exc_info=task.exception())
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)

@@ -1,0 +1,235 @@
+"""The docket's everyday contract: add, run, read, wait, watch — on memory:// and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import running
+
+from mcp_tasks.engine import (
+    Docket,
+    SerializationError,
+    Status,
+    TaskNotFound,
+    UnknownFunction,
+    Worker,
+    current_task,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def crunch(n: int, mode: str = "fast") -> dict[str, object]:
+    await current_task().report_progress(1, 2, "halfway")
+    return {"doubled": n * 2, "mode": mode}
+
+
+async def test_add_run_and_read_the_result(docket: Docket) -> None:
+    docket.register(crunch)
+    execution = await docket.add(crunch)(21, mode="slow")
+    assert execution.created and execution.status is Status.QUEUED
+    queued = await docket.get(execution.key)
+    assert queued is not None and queued.status is Status.QUEUED and queued.attempt == 0
+
+    worker = Worker(docket)
+    async with running(worker):
+        final = await docket.wait(execution.key, timeout=10)
+
+    assert final.status is Status.COMPLETED
+    assert final.result == {"doubled": 42, "mode": "slow"}
+    assert final.attempt == 1
+    assert final.worker == worker.name
+    assert final.progress is not None and final.progress.message == "halfway"
+    assert final.progress.current == 1 and final.progress.total == 2
+    assert final.started_at is not None and final.finished_at is not None
+    assert final.created_at <= final.started_at <= final.finished_at
+
+
+async def test_task_keys_are_unguessable(docket: Docket) -> None:
+    docket.register(crunch)
+    keys = {(await docket.add(crunch)(1)).key for _ in range(20)}
+    assert len(keys) == 20
+    assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)  # 128 bits, hex
+
+
+async def test_watch_pushes_every_change_until_terminal(docket: Docket) -> None:
+    release = asyncio.Event()
+
+    async def stepwise() -> str:
+        ctx = current_task()
+        await ctx.report_progress(1, 3, "one")
+        await release.wait()
+        await ctx.report_progress(2, 3, "two")
+        return "done"
+
+    docket.register(stepwise)
+    execution = await docket.add(stepwise)()
+    seen: list[tuple[Status, str | None]] = []
+    async with running(Worker(docket)):
+        async for state in docket.watch(execution.key):
+            seen.append((state.status, state.progress.message if state.progress else None))
+            if state.progress and state.progress.message == "one":
+                release.set()
+    assert seen[0] == (Status.QUEUED, None)
+    assert (Status.RUNNING, "one") in seen
+    assert seen[-1][0] is Status.COMPLETED
+    statuses = [s for s, _ in seen]
+    assert statuses.index(Status.RUNNING) < statuses.index(Status.COMPLETED)
+
+
+async def test_failed_task_records_the_error(docket: Docket) -> None:
+    async def explode() -> None:
+        raise ValueError("bad input: 7")
+
+    docket.register(explode)
+    execution = await docket.add(explode)()
+    async with running(Worker(docket)):
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.FAILED
+    assert final.error is not None
+    assert final.error.type == "ValueError" and final.error.message == "bad input: 7"
+    assert final.error.traceback and "explode" in final.error.traceback
+    assert final.result is None
+
+
+async def test_terminal_state_expires_after_the_result_ttl(url: str, docket_name: str) -> None:
+    async with Docket(name=docket_name, url=url, result_ttl=timedelta(seconds=30)) as docket:
+        docket.register(crunch)
+        execution = await docket.add(crunch)(1)
+        async with running(Worker(docket)):
+            await docket.wait(execution.key, timeout=10)
+        ttl = await docket.client.pttl(docket.keys.run(execution.key))
+        assert 0 < ttl <= 30_000
+
+
+async def test_sync_functions_run_in_a_thread(docket: Docket) -> None:
+    import threading
+
+    def blocking(n: int) -> str:
+        return f"{n}:{threading.current_thread() is threading.main_thread()}"
+
+    docket.register(blocking)
+    execution = await docket.add(blocking)(5)
+    async with running(Worker(docket)):
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.result == "5:False"
+
+
+async def test_arguments_round_trip_as_json_into_annotated_types(docket: Docket) -> None:
+    received: list[object] = []
+
+    async def typed(when: datetime, delta: timedelta, tags: set[str]) -> str:
+        received.extend([when, delta, tags])
+        return when.isoformat()
+
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    docket.register(typed)
+    execution = await docket.add(typed)(moment, timedelta(seconds=90), {"a", "b"})
+    raw = await docket.client.hget(docket.keys.run(execution.key), "call")
+    assert raw is not None and b"2026-01-02T03:04:05Z" in raw  # JSON, not pickle
+    async with running(Worker(docket)):
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.COMPLETED, final.error
+    assert received == [moment, timedelta(seconds=90), {"a", "b"}]
+
+
+async def test_bad_input_gets_clear_errors(docket: Docket) -> None:
+    async def registered(n: int) -> int:
+        return n
+
+    async def stranger() -> None: ...
+
+    docket.register(registered)
+    with pytest.raises(UnknownFunction, match="not registered"):
+        docket.add(stranger)
+    with pytest.raises(UnknownFunction, match="not registered"):
+        docket.add("no-such-function")
+    with pytest.raises(SerializationError, match="not JSON-serializable"):
+        await docket.add(registered)(object())
+    with pytest.raises(TypeError, match="bad arguments for task"):
+        await docket.add(registered)(1, 2)
+    with pytest.raises(ValueError, match="negative"):
+        docket.add(registered, delay=-1)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        docket.add(registered, when=datetime(2030, 1, 1))
+    with pytest.raises(ValueError, match="line breaks"):
+        docket.add(registered, key="a\nb")
+    with pytest.raises(TaskNotFound):
+        await docket.wait("no-such-task", timeout=1)
+    with pytest.raises(TaskNotFound):
+        await docket.cancel("no-such-task")
+    assert await docket.get("no-such-task") is None
+
+
+async def test_unserializable_result_fails_the_task_clearly(docket: Docket) -> None:
+    async def returns_a_socket() -> object:
+        return object()
+
+    docket.register(returns_a_socket)
+    execution = await docket.add(returns_a_socket)()
+    async with running(Worker(docket)):
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.FAILED
+    assert final.error is not None and final.error.type == "SerializationError"
+
+
+async def test_task_of_a_function_the_worker_lacks_fails_clearly(
+    url: str, docket_name: str
+) -> None:
+    async def only_on_the_client() -> None: ...
+
+    async with Docket(name=docket_name, url=url) as client, Docket(
+        name=docket_name, url=url
+    ) as worker_side:
+        client.register(only_on_the_client)
+        execution = await client.add(only_on_the_client)()
+        async with running(Worker(worker_side)):
+            final = await client.wait(execution.key, timeout=10)
+    assert final.status is Status.FAILED
+    assert final.error is not None and "not registered" in final.error.message
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "http://localhost", "redis://", "redis://host:notaport", "redis://h/abc", "memory://x/y"],
+)
+def test_malformed_urls_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError):
+        Docket(name="x", url=bad)
+
+
+def test_bad_docket_names_are_rejected() -> None:
+    for bad in ["", "has space", "brace{", "x" * 101]:
+        with pytest.raises(ValueError, match="invalid docket name"):
+            Docket(name=bad)
+
+
+async def test_memory_urls_are_isolated_stores(docket_name: str) -> None:
+    async def noop() -> None: ...
+
+    async with Docket(name=docket_name, url="memory://iso-a") as a, Docket(
+        name=docket_name, url="memory://iso-b"
+    ) as b, Docket(name=docket_name, url="memory://iso-a") as a2:
+        a.register(noop)
+        execution = await a.add(noop)()
+        assert await a2.get(execution.key) is not None  # same URL, same store
+        assert await b.get(execution.key) is None  # another URL sees nothing
+
+
+async def test_every_key_shares_the_docket_hash_tag(docket: Docket) -> None:
+    async def limited(customer: str) -> None: ...
+
+    from mcp_tasks.engine import ConcurrencyLimit
+
+    docket.register(limited, concurrency=ConcurrencyLimit(1, argument="customer"))
+    first = await docket.add(limited, delay=60)("acme")
+    await docket.add(limited)("acme")
+    async with running(Worker(docket)):
+        await docket.wait((await docket.add(limited)("acme")).key, timeout=10)
+    keys = [k.decode() async for k in docket.client.scan_iter(match="*", count=1000)]
+    mine = [k for k in keys if docket.name in k]
+    assert any(":stream" in k for k in mine) and any(":scheduled" in k for k in mine)
+    assert any(first.key in k for k in mine)
+    assert all(k.startswith(f"mcp-tasks:{{{docket.name}}}:") for k in mine), mine
