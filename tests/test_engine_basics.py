@@ -180,9 +180,10 @@ async def test_task_of_a_function_the_worker_lacks_fails_clearly(
 ) -> None:
     async def only_on_the_client() -> None: ...
 
-    async with Docket(name=docket_name, url=url) as client, Docket(
-        name=docket_name, url=url
-    ) as worker_side:
+    async with (
+        Docket(name=docket_name, url=url) as client,
+        Docket(name=docket_name, url=url) as worker_side,
+    ):
         client.register(only_on_the_client)
         execution = await client.add(only_on_the_client)()
         async with running(Worker(worker_side)):
@@ -209,9 +210,11 @@ def test_bad_docket_names_are_rejected() -> None:
 async def test_memory_urls_are_isolated_stores(docket_name: str) -> None:
     async def noop() -> None: ...
 
-    async with Docket(name=docket_name, url="memory://iso-a") as a, Docket(
-        name=docket_name, url="memory://iso-b"
-    ) as b, Docket(name=docket_name, url="memory://iso-a") as a2:
+    async with (
+        Docket(name=docket_name, url="memory://iso-a") as a,
+        Docket(name=docket_name, url="memory://iso-b") as b,
+        Docket(name=docket_name, url="memory://iso-a") as a2,
+    ):
         a.register(noop)
         execution = await a.add(noop)()
         assert await a2.get(execution.key) is not None  # same URL, same store

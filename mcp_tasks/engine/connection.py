@@ -87,7 +87,11 @@ class Backend:
     def client(self, *, max_connections: int = 64) -> Redis:
         """A new client with its own pool; callers close it with ``aclose()``."""
         if self.memory is not None:
-            return fakeredis.FakeAsyncRedis(server=self.memory.server)
+            return fakeredis.FakeAsyncRedis(
+                server=self.memory.server,
+                connection_pool_class=BlockingConnectionPool,
+                max_connections=max_connections,
+            )
         pool = BlockingConnectionPool.from_url(
             self.url,
             max_connections=max_connections,

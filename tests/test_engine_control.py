@@ -1,0 +1,235 @@
+"""Cancellation, concurrency limits, redelivery, leases and shutdown — memory:// and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import running
+
+from mcp_tasks.engine import ConcurrencyLimit, Docket, Status, Worker, current_task
+from mcp_tasks.engine.keys import GROUP
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_cancelled_scheduled_task_never_runs(docket: Docket) -> None:
+    ran: list[str] = []
+
+    async def later() -> None:
+        ran.append("later")
+
+    docket.register(later)
+    execution = await docket.add(later, delay=0.2)()
+    assert await docket.cancel(execution.key)
+    state = await docket.get(execution.key)
+    assert state is not None and state.status is Status.CANCELLED
+    assert await docket.scheduled_keys() == []
+    marker = await docket.add(later, delay=0.3)()  # something that does run, after it
+    async with running(Worker(docket)):
+        await docket.wait(marker.key, timeout=10)
+    assert ran == ["later"]  # only the marker
+    assert (await docket.get(execution.key)).status is Status.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_cancelled_queued_task_never_runs(docket: Docket) -> None:
+    ran: list[int] = []
+
+    async def job(n: int) -> None:
+        ran.append(n)
+
+    docket.register(job)
+    doomed = await docket.add(job)(1)
+    survivor = await docket.add(job)(2)
+    assert await docket.cancel(doomed.key)
+    async with running(Worker(docket)):
+        await docket.wait(survivor.key, timeout=10)
+    assert ran == [2]
+    final = await docket.get(doomed.key)
+    assert final is not None and final.status is Status.CANCELLED
+
+
+async def test_running_task_is_cancelled_promptly(docket: Docket) -> None:
+    started = asyncio.Event()
+    saw_cancel: list[bool] = []
+
+    async def endless() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            saw_cancel.append(current_task().cancel_requested)
+            raise
+
+    docket.register(endless)
+    execution = await docket.add(endless)()
+    async with running(Worker(docket)):
+        await asyncio.wait_for(started.wait(), 10)
+        t0 = time.monotonic()
+        assert await docket.cancel(execution.key)
+        final = await docket.wait(execution.key, timeout=10)
+        elapsed = time.monotonic() - t0
+    assert final.status is Status.CANCELLED
+    assert saw_cancel == [True]
+    assert elapsed < 1.0  # a generous ceiling; the benchmark reports the real latency
+
+
+async def test_cancel_of_a_finished_task_reports_false(docket: Docket) -> None:
+    async def quick() -> int:
+        return 1
+
+    docket.register(quick)
+    execution = await docket.add(quick)()
+    async with running(Worker(docket)):
+        await docket.wait(execution.key, timeout=10)
+    assert await docket.cancel(execution.key) is False
+    assert (await docket.get(execution.key)).status is Status.COMPLETED  # type: ignore[union-attr]
+
+
+async def _track_concurrency(
+    docket: Docket, limit: ConcurrencyLimit, calls: list[str], workers: int
+) -> tuple[int, dict[str, int]]:
+    active: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    overall_peak = 0
+
+    async def limited(customer: str) -> None:
+        nonlocal overall_peak
+        active[customer] = active.get(customer, 0) + 1
+        peak[customer] = max(peak.get(customer, 0), active[customer])
+        overall_peak = max(overall_peak, sum(active.values()))
+        await asyncio.sleep(0.05)
+        active[customer] -= 1
+
+    docket.register(limited, concurrency=limit)
+    keys = [(await docket.add(limited)(c)).key for c in calls]
+    pool = [Worker(docket, concurrency=5) for _ in range(workers)]
+    async with running(*pool):
+        for key in keys:
+            assert (await docket.wait(key, timeout=20)).status is Status.COMPLETED
+    return overall_peak, peak
+
+
+async def test_concurrency_limit_per_function_across_workers(docket: Docket) -> None:
+    overall, _ = await _track_concurrency(
+        docket, ConcurrencyLimit(2), ["a"] * 8 + ["b"] * 4, workers=2
+    )
+    assert overall == 2
+
+
+async def test_concurrency_limit_per_argument_value(docket: Docket) -> None:
+    overall, peak = await _track_concurrency(
+        docket, ConcurrencyLimit(1, argument="customer"), ["acme"] * 5 + ["globex"] * 5, workers=2
+    )
+    assert peak == {"acme": 1, "globex": 1}
+    assert overall == 2  # the two customers did run side by side
+
+
+async def test_dead_workers_task_is_redelivered(docket: Docket) -> None:
+    """A worker that claimed a task and died (never acked) loses it to a live worker."""
+
+    async def job() -> str:
+        return "finished by the survivor"
+
+    docket.register(job)
+    execution = await docket.add(job)()
+    # The "dead" worker: claims the entry through the group, then never acknowledges it.
+    claimed = await docket.client.xreadgroup(
+        GROUP, "dead-worker", {docket.keys.stream: ">"}, count=10
+    )
+    assert claimed and claimed[0][1]
+    survivor = Worker(docket, redelivery_timeout=0.3)
+    async with running(survivor):
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.COMPLETED and final.worker == survivor.name
+
+
+async def test_live_worker_keeps_its_long_task(docket: Docket) -> None:
+    """A task running longer than the redelivery timeout is not taken by another worker."""
+    starts: list[str] = []
+
+    async def long_job() -> None:
+        starts.append(current_task().key)
+        await asyncio.sleep(1.0)
+
+    docket.register(long_job)
+    execution = await docket.add(long_job)()
+    holder = Worker(docket, redelivery_timeout=0.3)
+    async with running(holder):
+        while not starts:
+            await asyncio.sleep(0.01)
+        async with running(Worker(docket, redelivery_timeout=0.3)):
+            final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.COMPLETED and final.attempt == 1
+    assert starts == [execution.key]
+
+
+async def test_graceful_stop_finishes_short_tasks_and_hands_back_long_ones(
+    docket: Docket,
+) -> None:
+    started = asyncio.Event()
+    runs: list[str] = []
+
+    async def job(kind: str) -> str:
+        runs.append(kind)
+        started.set()
+        if kind == "long" and len(runs) <= 2:
+            await asyncio.sleep(30)
+        else:
+            await asyncio.sleep(0.05)
+        return kind
+
+    docket.register(job)
+    short = await docket.add(job)("short")
+    long = await docket.add(job)("long")
+    first = Worker(docket, concurrency=2)
+    await first.start()
+    runner = asyncio.create_task(first.run_forever())
+    while len(runs) < 2:
+        await asyncio.sleep(0.01)
+    await first.stop(grace=0.3)
+    await runner
+    assert (await docket.get(short.key)).status is Status.COMPLETED  # type: ignore[union-attr]
+    handed_back = await docket.get(long.key)
+    assert handed_back is not None and handed_back.status is Status.QUEUED
+    assert handed_back.attempt == 0  # a hand-back is not a failed attempt
+    async with running(Worker(docket)):
+        final = await docket.wait(long.key, timeout=10)
+    assert final.status is Status.COMPLETED and final.result == "long"
+
+
+async def test_run_until_finished_drains_and_returns(docket: Docket) -> None:
+    async def job(n: int) -> int:
+        return n
+
+    docket.register(job)
+    executions = await docket.add_many(job, [(i,) for i in range(50)])
+    later = await docket.add(job, delay=0.2)(99)
+    async with Worker(docket, concurrency=8) as worker:
+        await asyncio.wait_for(worker.run_until_finished(), timeout=20)
+    for execution in [*executions, later]:
+        state = await docket.get(execution.key)
+        assert state is not None and state.status is Status.COMPLETED
+    assert await docket.depth() == (0, 0)
+
+
+async def test_many_waiters_share_one_subscription(docket: Docket) -> None:
+    gate = asyncio.Event()
+
+    async def job(n: int) -> int:
+        await gate.wait()
+        return n
+
+    docket.register(job)
+    executions = await docket.add_many(job, [(i,) for i in range(1000)])
+    async with running(Worker(docket, concurrency=200)):
+        waiters = [asyncio.create_task(docket.wait(e.key, timeout=30)) for e in executions]
+        async with asyncio.timeout(20):
+            while sum(len(q) for q in docket.hub._by_key.values()) < 1000:
+                await asyncio.sleep(0.01)  # until every waiter listens
+        ((_channel, subscribers),) = await docket.client.pubsub_numsub(docket.keys.events)
+        assert subscribers == 1  # one connection for all 1,000 waiters and the worker
+        gate.set()
+        results = await asyncio.gather(*waiters)
+    assert [r.result for r in results] == list(range(1000))
