@@ -148,17 +148,18 @@ async def test_dead_workers_task_is_redelivered(docket: Docket) -> None:
 async def test_live_worker_keeps_its_long_task(docket: Docket) -> None:
     """A task running longer than the redelivery timeout is not taken by another worker."""
     starts: list[str] = []
+    started = asyncio.Event()
 
     async def long_job() -> None:
         starts.append(current_task().key)
+        started.set()
         await asyncio.sleep(1.0)
 
     docket.register(long_job)
     execution = await docket.add(long_job)()
     holder = Worker(docket, redelivery_timeout=0.3)
     async with running(holder):
-        while not starts:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(started.wait(), 10)
         async with running(Worker(docket, redelivery_timeout=0.3)):
             final = await docket.wait(execution.key, timeout=10)
     assert final.status is Status.COMPLETED and final.attempt == 1
@@ -168,12 +169,13 @@ async def test_live_worker_keeps_its_long_task(docket: Docket) -> None:
 async def test_graceful_stop_finishes_short_tasks_and_hands_back_long_ones(
     docket: Docket,
 ) -> None:
-    started = asyncio.Event()
+    both_started = asyncio.Event()
     runs: list[str] = []
 
     async def job(kind: str) -> str:
         runs.append(kind)
-        started.set()
+        if len(runs) == 2:
+            both_started.set()
         if kind == "long" and len(runs) <= 2:
             await asyncio.sleep(30)
         else:
@@ -186,8 +188,7 @@ async def test_graceful_stop_finishes_short_tasks_and_hands_back_long_ones(
     first = Worker(docket, concurrency=2)
     await first.start()
     runner = asyncio.create_task(first.run_forever())
-    while len(runs) < 2:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(both_started.wait(), 10)
     await first.stop(grace=0.3)
     await runner
     assert (await docket.get(short.key)).status is Status.COMPLETED  # type: ignore[union-attr]
@@ -226,8 +227,9 @@ async def test_many_waiters_share_one_subscription(docket: Docket) -> None:
     async with running(Worker(docket, concurrency=200)):
         waiters = [asyncio.create_task(docket.wait(e.key, timeout=30)) for e in executions]
         async with asyncio.timeout(20):
-            while sum(len(q) for q in docket.hub._by_key.values()) < 1000:
-                await asyncio.sleep(0.01)  # until every waiter listens
+            # No event announces a subscription, so look until every waiter listens.
+            while sum(len(q) for q in docket.hub._by_key.values()) < 1000:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         ((_channel, subscribers),) = await docket.client.pubsub_numsub(docket.keys.events)
         assert subscribers == 1  # one connection for all 1,000 waiters and the worker
         gate.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -201,7 +202,7 @@ async def test_perpetual_task_runs_once_per_interval_across_three_workers(
     async with running(*workers):
         await asyncio.wait_for(enough.wait(), timeout=10)
     assert overlaps == 0
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # One run per interval: never two runs in one interval, never an interval skipped.
     assert all(interval * 0.75 <= gap <= interval * 1.75 for gap in gaps), gaps
     state = await docket.get(function.name)  # a perpetual task's key is its function's name
