@@ -236,3 +236,21 @@ async def test_every_key_shares_the_docket_hash_tag(docket: Docket) -> None:
     assert any(":stream" in k for k in mine) and any(":scheduled" in k for k in mine)
     assert any(first.key in k for k in mine)
     assert all(k.startswith(f"mcp-tasks:{{{docket.name}}}:") for k in mine), mine
+
+
+async def test_a_task_can_keep_its_state_longer_or_shorter_than_the_default(
+    docket: Docket,
+) -> None:
+    docket.register(crunch)
+    short = await docket.add(crunch, ttl=5)(1)
+    long = await docket.add(crunch, ttl=timedelta(days=2))(2)
+    cancelled = await docket.add(crunch, ttl=7, delay=60)(3)
+    await docket.cancel(cancelled.key)
+    async with running(Worker(docket)):
+        await docket.wait(short.key, timeout=10)
+        await docket.wait(long.key, timeout=10)
+    assert 0 < await docket.client.pttl(docket.keys.run(short.key)) <= 5_000
+    assert await docket.client.pttl(docket.keys.run(long.key)) > 86_400_000
+    assert 0 < await docket.client.pttl(docket.keys.run(cancelled.key)) <= 7_000
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        docket.add(crunch, ttl=0)

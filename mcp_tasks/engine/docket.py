@@ -28,6 +28,7 @@ from .scripts import Scripts
 from .state import TERMINAL, ExecutionState, Progress, Status, now_ms
 
 Call = tuple[Sequence[Any], dict[str, Any]]
+_Row = tuple[str, str, int, str, str, str, str]  # key, mode, due, function, call, meta, ttl
 
 
 @dataclass(frozen=True)
@@ -186,13 +187,16 @@ class Docket:
         delay: timedelta | float | None = None,
         replace: bool = False,
         meta: dict[str, Any] | None = None,
+        ttl: timedelta | float | None = None,
     ) -> Callable[..., Awaitable[Execution]]:
         """``await docket.add(fn, ...)(*args, **kwargs)`` adds one task.
 
         With ``key``, a task of that key that is still scheduled, queued or running is
         returned instead of adding another; ``replace=True`` reschedules it instead (a running
-        task is never replaced). ``when`` (aware datetime) or ``delay`` defer it.
+        task is never replaced). ``when`` (aware datetime) or ``delay`` defer it. ``ttl``
+        keeps this task's final state that long instead of the docket's ``result_ttl``.
         """
+        ttl_ms = _ttl_ms(ttl)
         function = self.function(fn)
         due = _due_ms(when, delay)
         meta_json = _encode_meta(meta)
@@ -204,7 +208,7 @@ class Docket:
             encoded = function.encode_call(args, kwargs)
             task_key = key if key is not None else new_key()
             (result,) = await self._enqueue(
-                [(task_key, mode, due, function.name, encoded, meta_json)]
+                [(task_key, mode, due, function.name, encoded, meta_json, ttl_ms)]
             )
             return result
 
@@ -242,6 +246,7 @@ class Docket:
                     function.name,
                     function.encode_call(args, kwargs),
                     meta_json,
+                    "",
                 )
             )
         results: list[Execution] = []
@@ -249,17 +254,17 @@ class Docket:
             results.extend(await self._enqueue(rows[start : start + 500]))
         return results
 
-    async def _enqueue(self, rows: list[tuple[str, str, int, str, str, str]]) -> list[Execution]:
+    async def _enqueue(self, rows: list[_Row]) -> list[Execution]:
         now = now_ms()
         keys = [self.keys.stream, self.keys.scheduled, self.keys.events]
         args: list[Any] = [now]
-        for key, mode, due, fn_name, call, meta in rows:
+        for key, mode, due, fn_name, call, meta, ttl in rows:
             keys.append(self.keys.run(key))
-            args.extend((key, mode, max(due, 0) if due else 0, fn_name, call, meta))
+            args.extend((key, mode, max(due, 0) if due else 0, fn_name, call, meta, ttl))
         answers = await self.scripts.run("enqueue", keys, args)
         results = []
         queued = False
-        for (key, _mode, _due, fn_name, _call, _meta), (created, status) in zip(
+        for (key, _mode, _due, fn_name, _call, _meta, _ttl), (created, status) in zip(
             rows, answers, strict=True
         ):
             state = Status(status.decode())
@@ -363,6 +368,15 @@ def _due_ms(when: datetime | None, delay: timedelta | float | None) -> int:
             raise ValueError("when= must be a timezone-aware datetime")
         return int(when.astimezone(UTC).timestamp() * 1000)
     return 0
+
+
+def _ttl_ms(ttl: timedelta | float | None) -> str:
+    if ttl is None:
+        return ""
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
+    if seconds <= 0:
+        raise ValueError(f"ttl must be positive (got {seconds}s)")
+    return str(int(seconds * 1000))
 
 
 def _encode_meta(meta: dict[str, Any] | None) -> str:

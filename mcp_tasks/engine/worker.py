@@ -55,6 +55,7 @@ class _Run:
     attempt: int
     when_ms: int | None
     limit: tuple[str, int] | None
+    ttl: str = ""
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
     cancelled_by_user: bool = False
@@ -307,11 +308,12 @@ class Worker:
         if not candidates:
             return
         verdicts = await docket.scripts.run("start", script_keys, args)
-        for run, (verdict, attempt, when) in zip(candidates, verdicts, strict=True):
+        for run, (verdict, attempt, when, ttl) in zip(candidates, verdicts, strict=True):
             if verdict != b"run":
                 continue
             run.attempt = int(attempt)
             run.when_ms = int(when) if when else None
+            run.ttl = ttl.decode()
             self._runs[run.key] = run
             run.task = asyncio.create_task(self._execute(run), name=f"mcp-tasks {run.key}")
 
@@ -405,7 +407,8 @@ class Worker:
                 script_keys += [run_key, keys.limit(run.limit[0]), keys.waiting(run.limit[0])]
             else:
                 script_keys += [run_key, run_key, run_key]
-            args += [run.sid, run.key, item.outcome, item.data, item.when_ms, 1 if run.limit else 0]
+            args += [run.sid, run.key, item.outcome, item.data, item.when_ms]
+            args += [1 if run.limit else 0, run.ttl]
         await self.docket.scripts.run("finish", script_keys, args)
         if any(item.outcome in ("retry", "again") for item in batch):
             self._schedule_changed.set()

@@ -2,7 +2,7 @@
 -- Returns: missing | cancelling (running: its worker stops it) | cancelled | <terminal status>.
 local run, scheduled, stream, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local key, now, ttl = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', run, 'status', 'sid')
+local f = redis.call('HMGET', run, 'status', 'sid', 'ttl')
 local status = f[1]
 local notes = {}
 if not status then
@@ -24,7 +24,7 @@ if f[2] then
   redis.call('XDEL', stream, f[2])
 end
 redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
-redis.call('PEXPIRE', run, ttl)
+redis.call('PEXPIRE', run, tonumber(f[3]) or ttl)
 note(notes, 'cancelled', '', key)
 publish(events, notes)
 return 'cancelled'

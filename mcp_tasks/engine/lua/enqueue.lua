@@ -1,14 +1,15 @@
 -- Add tasks. KEYS: stream, scheduled, events, then one run hash per task.
--- ARGV: now_ms, then per task: key, mode (new|keep|replace), when_ms, fn, call, meta.
+-- ARGV: now_ms, then per task: key, mode (new|keep|replace), when_ms, fn, call, meta,
+-- ttl_ms (how long the state outlives the task's end; '' = the docket's default).
 -- Returns per task {created (1|0), status}.
 local stream, scheduled, events = KEYS[1], KEYS[2], KEYS[3]
 local now = tonumber(ARGV[1])
 local out, notes = {}, {}
 for i = 1, #KEYS - 3 do
   local run = KEYS[3 + i]
-  local a = 1 + (i - 1) * 6
+  local a = 1 + (i - 1) * 7
   local key, mode, when = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
-  local fn, call, meta = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local fn, call, meta, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local status = false
   if mode ~= 'new' then
     status = redis.call('HGET', run, 'status')
@@ -23,7 +24,8 @@ for i = 1, #KEYS - 3 do
     if when > now then
       redis.call('ZADD', scheduled, when, key)
       redis.call('HSET', run, 'key', key, 'fn', fn, 'call', call, 'meta', meta,
-        'status', 'scheduled', 'when', when, 'created', now, 'updated', now, 'attempt', 0)
+        'status', 'scheduled', 'when', when, 'created', now, 'updated', now, 'attempt', 0,
+        'ttl', ttl)
       note(notes, 'scheduled', when, key)
       out[i] = {1, 'scheduled'}
     else
@@ -33,7 +35,7 @@ for i = 1, #KEYS - 3 do
       local sid = redis.call('XADD', stream, '*', 'key', key, 'fn', fn, 'call', call)
       redis.call('HSET', run, 'key', key, 'fn', fn, 'call', call, 'meta', meta,
         'status', 'queued', 'when', now, 'created', now, 'updated', now, 'attempt', 0,
-        'sid', sid)
+        'sid', sid, 'ttl', ttl)
       if status then
         note(notes, 'queued', '', key)
       end

@@ -1,7 +1,7 @@
 -- Record the outcome of a batch of runs. KEYS: stream, events, scheduled, then per task:
 -- run hash, limit zset, waiting list (the run hash twice when the task has no limit).
 -- ARGV: group, now_ms, result ttl ms, docket prefix, then per task:
--- stream id, key, outcome, data, when_ms, has_limit (1|0).
+-- stream id, key, outcome, data, when_ms, has_limit (1|0), ttl ms ('' = the default).
 -- outcome: completed (data = result JSON) | failed (data = error JSON) | cancelled |
 --          retry (data = error JSON, due at when) | again (perpetual, due at when) |
 --          requeue (handed back by a stopping worker).
@@ -10,9 +10,10 @@ local group, now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local notes, acks = {}, {}
 for i = 1, (#KEYS - 3) / 3 do
   local run, limit, waiting = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
-  local a = 4 + (i - 1) * 6
+  local a = 4 + (i - 1) * 7
   local sid, key, outcome, data = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local when, has_limit = ARGV[a + 5], ARGV[a + 6]
+  local run_ttl = tonumber(ARGV[a + 7]) or ttl
   acks[#acks + 1] = sid
   if outcome == 'requeue' then
     local f = redis.call('HMGET', run, 'status', 'fn', 'call', 'attempt')
@@ -40,7 +41,7 @@ for i = 1, (#KEYS - 3) / 3 do
     else
       redis.call('HSET', run, 'status', outcome, 'finished', now, 'updated', now)
     end
-    redis.call('PEXPIRE', run, ttl)
+    redis.call('PEXPIRE', run, run_ttl)
     note(notes, outcome, '', key)
   end
   if has_limit == '1' and outcome ~= 'requeue' then

@@ -2,7 +2,7 @@
 -- run hash, limit zset, waiting list (the run hash twice when the task has no limit).
 -- ARGV: group, worker, now_ms, slot lease expiry ms, result ttl ms, then per task:
 -- stream id, key, limit maximum (0 = none), limit name.
--- Returns per task {verdict, attempt, when}: verdict run|stale|cancelled|parked.
+-- Returns per task {verdict, attempt, when, ttl}: verdict run|stale|cancelled|parked.
 local stream, events, limits = KEYS[1], KEYS[2], KEYS[3]
 local group, worker, now, lease, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local out, notes, acks = {}, {}, {}
@@ -10,7 +10,7 @@ for i = 1, (#KEYS - 3) / 3 do
   local run, limit, waiting = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
   local a = 5 + (i - 1) * 4
   local sid, key, max, lname = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4]
-  local f = redis.call('HMGET', run, 'status', 'sid', 'cancel', 'attempt', 'when')
+  local f = redis.call('HMGET', run, 'status', 'sid', 'cancel', 'attempt', 'when', 'ttl')
   local status = f[1]
   local verdict = nil
   if not status or f[2] ~= sid then
@@ -19,7 +19,7 @@ for i = 1, (#KEYS - 3) / 3 do
     if status ~= 'cancelled' then
       -- Cancelled while its previous worker died: finish the cancellation now.
       redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
-      redis.call('PEXPIRE', run, ttl)
+      redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
       note(notes, 'cancelled', '', key)
     end
     verdict = 'cancelled'
@@ -38,13 +38,13 @@ for i = 1, (#KEYS - 3) / 3 do
   end
   if verdict then
     acks[#acks + 1] = sid
-    out[i] = {verdict, 0, ''}
+    out[i] = {verdict, 0, '', ''}
   else
     local attempt = (tonumber(f[4]) or 0) + 1
     redis.call('HSET', run, 'status', 'running', 'worker', worker, 'started', now,
       'updated', now, 'attempt', attempt)
     note(notes, 'running', attempt, key)
-    out[i] = {'run', attempt, f[5] or ''}
+    out[i] = {'run', attempt, f[5] or '', f[6] or ''}
   end
 end
 if #acks > 0 then
