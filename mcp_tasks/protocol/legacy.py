@@ -1,0 +1,62 @@
+"""Protocol 2025-11-25 (SEP-1686) task messages, made with the ``mcp_types`` models.
+
+In this dialect a tool result with ``isError: true`` makes the task ``failed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types
+
+from . import RELATED_TASK_META
+from .view import TaskView, iso
+
+CAPABILITIES: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+
+
+def task(view: TaskView) -> mcp_types.Task:
+    status = view.status
+    if status == "completed" and view.is_tool_error:
+        status = "failed"
+    return mcp_types.Task(
+        task_id=view.task_id,
+        status=status,
+        status_message=view.status_message,
+        created_at=iso(view.created_at),
+        last_updated_at=iso(view.last_updated_at),
+        ttl=view.ttl_ms,
+        poll_interval=view.poll_interval_ms,
+    )
+
+
+def dump(model: mcp_types.Task | mcp_types.Result) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def task_fields(view: TaskView) -> dict[str, Any]:
+    """The Task fields: the result of tasks/get and tasks/cancel, the params of
+    notifications/tasks/status."""
+    return dump(task(view))
+
+
+def create_result(view: TaskView) -> dict[str, Any]:
+    """The nested ``{"task": {...}}`` answer to a task-augmented tools/call."""
+    return {"task": task_fields(view)}
+
+
+def list_result(views: list[TaskView], next_cursor: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"tasks": [task_fields(v) for v in views]}
+    if next_cursor:
+        out["nextCursor"] = next_cursor
+    return out
+
+
+def payload(view: TaskView) -> dict[str, Any]:
+    """What tasks/result answers for a completed task: exactly the CallToolResult, with the
+    related-task meta added."""
+    result = dict(view.result or {"content": []})
+    meta = dict(result.get("_meta") or {})
+    meta[RELATED_TASK_META] = {"taskId": view.task_id}
+    result["_meta"] = meta
+    return result

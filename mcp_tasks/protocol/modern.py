@@ -1,0 +1,71 @@
+"""Protocol 2026-07-28, extension ``io.modelcontextprotocol/tasks`` (SEP-2663) messages.
+
+In this dialect a tool result with ``isError: true`` completes the task with that result;
+``failed`` is only for JSON-RPC errors. The models follow the extension's draft schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .view import TaskStatus, TaskView, iso
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+class Task(_Wire):
+    task_id: str = Field(alias="taskId")
+    status: TaskStatus
+    status_message: str | None = Field(default=None, alias="statusMessage")
+    created_at: str = Field(alias="createdAt")
+    last_updated_at: str = Field(alias="lastUpdatedAt")
+    ttl_ms: int | None = Field(alias="ttlMs")
+    poll_interval_ms: int | None = Field(default=None, alias="pollIntervalMs")
+
+    def wire(self) -> dict[str, Any]:
+        out = super().wire()
+        out.setdefault("ttlMs", None)  # required, and null means "unlimited"
+        return out
+
+
+class CreateTaskResult(Task):
+    result_type: Literal["task"] = Field(default="task", alias="resultType")
+
+
+class DetailedTask(Task):
+    """tasks/get's answer and notifications/tasks' params."""
+
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    input_requests: dict[str, Any] | None = Field(default=None, alias="inputRequests")
+
+
+def _base(view: TaskView) -> dict[str, Any]:
+    return {
+        "task_id": view.task_id,
+        "status": view.status,
+        "status_message": view.status_message,
+        "created_at": iso(view.created_at),
+        "last_updated_at": iso(view.last_updated_at),
+        "ttl_ms": view.ttl_ms,
+        "poll_interval_ms": view.poll_interval_ms,
+    }
+
+
+def create_result(view: TaskView) -> CreateTaskResult:
+    return CreateTaskResult(**_base(view))
+
+
+def detailed(view: TaskView) -> DetailedTask:
+    return DetailedTask(
+        **_base(view),
+        result=view.result if view.status == "completed" else None,
+        error=view.error if view.status == "failed" else None,
+    )

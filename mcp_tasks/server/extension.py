@@ -1,0 +1,300 @@
+"""The ``Tasks`` fastmcp extension: task tools on a docket, served in both task dialects.
+
+One task store (the docket) backs both dialects. Which dialect a request speaks is decided
+by the protocol version its connection negotiated:
+
+- 2026-07-28: a ``tools/call`` from a client that opted in to ``io.modelcontextprotocol/tasks``
+  becomes a task in :meth:`Tasks.intercept_tool_call`; ``tasks/get`` / ``tasks/cancel`` /
+  ``tasks/update`` are method bindings.
+- 2025-11-25: fastmcp's interceptors never see the ``task`` parameter, so a low-level
+  middleware (:mod:`.legacy`) creates those tasks and advertises ``capabilities.tasks``;
+  ``tasks/result`` and ``tasks/list`` are bindings for that version only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastmcp.server.context import Context
+from fastmcp.server.dependencies import _is_client_tool_call
+from fastmcp.server.extensions import MethodBinding, ServerExtension
+from fastmcp.tools.base import ToolResult
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, RequestParams
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..engine import Docket, TaskNotFound, Worker
+from ..protocol import EXTENSION_ID, LEGACY_VERSION, MISSING_CAPABILITY, legacy, modern
+from ..protocol.view import TaskView
+from . import legacy_middleware
+from .identity import owner_of
+from .runner import TOOL_FUNCTION, call_tool
+
+DEFAULT_URL_ENV = "MCP_TASKS_URL"
+
+
+class TaskIdParams(RequestParams):
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    task_id: str = Field(alias="taskId")
+
+
+class ListParams(RequestParams):
+    model_config = ConfigDict(extra="allow")
+    cursor: str | None = None
+
+
+class UpdateParams(TaskIdParams):
+    input_responses: dict[str, Any] = Field(default_factory=dict, alias="inputResponses")
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class Tasks(ServerExtension):
+    """Run ``task=True`` tools as tasks on a docket and serve both MCP task dialects.
+
+    ``url`` defaults to the ``MCP_TASKS_URL`` environment variable, else ``memory://``.
+    ``worker=False`` makes an API-only replica (workers run elsewhere, e.g.
+    ``mcp-tasks worker server.py``).
+    """
+
+    identifier = EXTENSION_ID
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        name: str = "mcp-tasks",
+        worker: bool = True,
+        concurrency: int = 10,
+        default_ttl: timedelta | float = timedelta(hours=1),
+        max_ttl: timedelta | float = timedelta(days=1),
+        poll_interval: timedelta | float = timedelta(seconds=1),
+        redelivery_timeout: timedelta | float = timedelta(seconds=30),
+    ) -> None:
+        self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
+        self.docket_name = name
+        self.run_worker = worker
+        self.concurrency = concurrency
+        self.default_ttl_ms = int(_seconds(default_ttl) * 1000)
+        self.max_ttl_ms = int(_seconds(max_ttl) * 1000)
+        self.poll_interval_ms = int(_seconds(poll_interval) * 1000)
+        self.redelivery_timeout = redelivery_timeout
+        if not 0 < self.default_ttl_ms <= self.max_ttl_ms:
+            raise ValueError("default_ttl must be positive and at most max_ttl")
+        self._docket: Docket | None = None
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._users = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        return self._lifespan()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Open the docket (and start the in-process worker); nested starts share it."""
+        self._users += 1
+        if self._docket is not None:
+            return
+        docket = Docket(name=self.docket_name, url=self.url)
+        await docket.open()
+        server = self.server
+
+        async def run_tool(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            return await call_tool(server, tool, arguments)
+
+        docket.register(run_tool, name=TOOL_FUNCTION)
+        self._docket = docket
+        legacy_middleware.install(server, self)
+        if self.run_worker:
+            self._worker = Worker(
+                docket, concurrency=self.concurrency, redelivery_timeout=self.redelivery_timeout
+            )
+            await self._worker.start()
+            self._worker_task = asyncio.create_task(self._worker.run_forever())
+
+    async def stop(self) -> None:
+        self._users -= 1
+        if self._users > 0 or self._docket is None:
+            return
+        if self._worker is not None:
+            await self._worker.stop()
+            self._worker = None
+        if self._worker_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+            self._worker_task = None
+        await self._docket.close()
+        self._docket = None
+
+    @property
+    def docket(self) -> Docket:
+        if self._docket is None:
+            raise RuntimeError("the Tasks extension is not running (the server has not started)")
+        return self._docket
+
+    # -- creating tasks ------------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def actual_ttl_ms(self, requested: object) -> int:
+        """Honour a requested ttl up to the configured maximum; a bad one gets the default."""
+        if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0:
+            return min(requested, self.max_ttl_ms)
+        return self.default_ttl_ms
+
+    async def create(
+        self, tool: str, arguments: dict[str, Any], *, ttl_ms: int, owner: str | None
+    ) -> TaskView:
+        """Put a tool call on the docket; when this returns, tasks/get finds the task."""
+        execution = await self.docket.add(
+            TOOL_FUNCTION,
+            ttl=ttl_ms / 1000,
+            meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": self.poll_interval_ms},
+        )(tool, arguments)
+        now = datetime.now(UTC)
+        return TaskView(
+            task_id=execution.key,
+            status="working",
+            status_message=None,
+            created_at=now,
+            last_updated_at=now,
+            ttl_ms=ttl_ms,
+            poll_interval_ms=self.poll_interval_ms,
+            result=None,
+            error=None,
+            owner=owner,
+            tool=tool,
+        )
+
+    async def intercept_tool_call(
+        self, params: Any, context: Context, call_next: Any
+    ) -> ToolResult | BaseModel:
+        """2026-07-28: the server turns an opted-in call of a task tool into a task."""
+        request = context.request_context
+        if (
+            request is None
+            or request.protocol_version not in MODERN_PROTOCOL_VERSIONS
+            or not _is_client_tool_call()
+        ):
+            return await call_next()  # type: ignore[no-any-return]
+        tool = await context.fastmcp.get_tool(params.name)
+        mode = tool.task_config.mode if tool is not None else "forbidden"
+        if mode == "forbidden":
+            return await call_next()  # type: ignore[no-any-return]
+        if context.client_extension_settings(EXTENSION_ID) is None:
+            if mode == "required":
+                raise missing_capability(f"tool {params.name!r} can only run as a task")
+            return await call_next()  # type: ignore[no-any-return]
+        view = await self.create(
+            params.name,
+            dict(params.arguments or {}),
+            ttl_ms=self.default_ttl_ms,
+            owner=owner_of(None),
+        )
+        return modern.create_result(view)
+
+    # -- reading tasks -------------------------------------------------------------------
+
+    async def load(self, task_id: str, owner: str | None) -> TaskView:
+        """The caller's task, or -32602 exactly as for an id that never existed."""
+        state = await self.docket.get(task_id)
+        view = TaskView.of(state) if state is not None else None
+        if view is None or not view.tool or view.owner != owner:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown task: {task_id}")
+        return view
+
+    def methods(self) -> Sequence[MethodBinding]:
+        legacy_only = frozenset({LEGACY_VERSION})
+        return [
+            MethodBinding("tasks/get", TaskIdParams, self._get),
+            MethodBinding("tasks/cancel", TaskIdParams, self._cancel),
+            MethodBinding(
+                "tasks/update",
+                UpdateParams,
+                self._update,
+                protocol_versions=frozenset(MODERN_PROTOCOL_VERSIONS),
+            ),
+            MethodBinding(
+                "tasks/result", TaskIdParams, self._result, protocol_versions=legacy_only
+            ),
+        ]
+
+    async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
+        view = await self.load(params.task_id, self._caller(ctx))
+        if ctx.protocol_version == LEGACY_VERSION:
+            return legacy.task_fields(view)
+        return modern.detailed(view).wire()
+
+    async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
+        view = await self.load(params.task_id, self._caller(ctx))
+        legacy_dialect = ctx.protocol_version == LEGACY_VERSION
+        if legacy_dialect and view.status in ("completed", "failed", "cancelled"):
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"Task {params.task_id} is already {view.status}"
+            )
+        with contextlib.suppress(TaskNotFound):
+            await self.docket.cancel(params.task_id)
+        if not legacy_dialect:
+            return {}
+        # The legacy dialect answers with the task, cancelled before the reply: a running
+        # task's worker stops it within milliseconds, so wait for that (briefly).
+        with contextlib.suppress(TimeoutError):
+            await self.docket.wait(params.task_id, timeout=5)
+        return legacy.task_fields(await self.load(params.task_id, view.owner))
+
+    async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateParams) -> Any:
+        await self.load(params.task_id, self._caller(ctx))
+        return {}  # no tool asks for input yet: unknown keys are ignored, as the spec says
+
+    async def _result(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
+        view = await self.load(params.task_id, self._caller(ctx))
+        if view.status not in ("completed", "failed", "cancelled"):
+            state = await self.docket.wait(params.task_id)  # pushed, not polled
+            view = TaskView.of(state)
+        if view.status == "completed":
+            return legacy.payload(view)
+        if view.status == "cancelled":
+            raise MCPError(code=-32603, message=f"Task {view.task_id} was cancelled")
+        error = view.error or {"code": -32603, "message": "the task failed"}
+        raise MCPError(code=error["code"], message=error["message"])
+
+    def _caller(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        if ctx.protocol_version != LEGACY_VERSION:
+            extension = read_opt_in(ctx)
+            if extension is None:
+                raise missing_capability(f"{ctx.method} needs the {EXTENSION_ID} extension")
+        return owner_of(ctx)
+
+
+def read_opt_in(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
+    from fastmcp.server.extensions import read_client_extension_settings
+
+    return read_client_extension_settings(ctx, EXTENSION_ID)
+
+
+def missing_capability(message: str) -> MCPError:
+    return MCPError(
+        code=MISSING_CAPABILITY,
+        message=message,
+        data={"requiredCapabilities": {"extensions": {EXTENSION_ID: {}}}},
+    )

@@ -1,0 +1,26 @@
+"""Who a task belongs to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastmcp.server.dependencies import get_access_token
+from mcp.server.context import ServerRequestContext
+
+
+def owner_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:
+    """Who a task belongs to: the authenticated principal, else the legacy HTTP session.
+
+    Without either (stdio, in-memory, unauthenticated 2026 traffic) a task is bound to no
+    one, and its 128-bit random id is what keeps it private.
+    """
+    token = get_access_token()
+    if token is not None:
+        subject = (token.claims or {}).get("sub", "")
+        return f"principal:{token.client_id}|{subject}"
+    if ctx is not None:
+        connection = getattr(ctx.session, "_connection", None)
+        session_id = getattr(connection, "session_id", None)
+        if session_id:
+            return f"session:{session_id}"
+    return None

@@ -1,0 +1,62 @@
+"""Runs a task's tool on a docket worker, in this process or any other that loaded the server.
+
+The docket stores only the tool's name and its arguments (JSON). The worker looks the tool up
+on its own copy of the server and runs it with a :class:`WorkerContext`, whose progress goes
+to the docket (and from there to every client watching, on any replica).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types
+from fastmcp import Context, FastMCP
+from fastmcp.tools.base import ToolResult
+
+from ..engine import current_task
+
+TOOL_FUNCTION = "mcp-tasks:call-tool"
+"""The docket function every task runs: ``(tool name, arguments) -> CallToolResult``."""
+
+
+class WorkerContext(Context):
+    """The ``Context`` a tool sees when it runs as a task.
+
+    fastmcp's own progress path sends a notification tied to the original request, which has
+    long been answered by the time a task runs; ours records progress on the docket instead.
+    """
+
+    async def report_progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        await current_task().report_progress(progress, total, message)
+
+
+async def call_tool(server: FastMCP, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Run one tool and answer its CallToolResult as a wire dict. A tool that raises gives an
+    ``isError`` result, exactly as the same call without a task would."""
+    tool = await server.get_tool(name)
+    if tool is None:
+        return error_result(f"Unknown tool: {name}")
+    async with WorkerContext(fastmcp=server):
+        try:
+            result = await tool.run(arguments)
+        except Exception as exc:
+            return error_result(str(exc) or type(exc).__name__)
+    return to_wire(result)
+
+
+def to_wire(result: ToolResult) -> dict[str, Any]:
+    converted = result.to_mcp_result()
+    if isinstance(converted, mcp_types.CallToolResult):
+        call = converted
+    elif isinstance(converted, tuple):
+        content, structured = converted
+        call = mcp_types.CallToolResult(content=list(content), structured_content=structured)
+    else:
+        call = mcp_types.CallToolResult(content=list(converted))
+    return call.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def error_result(message: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": message}], "isError": True}

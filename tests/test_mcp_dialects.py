@@ -1,0 +1,283 @@
+"""Both task dialects end to end through the fastmcp Client, on memory:// and real Redis.
+
+Raw JSON-RPC is sent where the client libraries do not speak a dialect natively (mcp 2.3's
+client validates a legacy task-augmented tools/call as a CallToolResult). Every task
+message is validated against the official schema of its era.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import purge
+from fastmcp import Client, Context, FastMCP
+from fastmcp.utilities.tasks import TaskConfig
+from mcp.shared.exceptions import MCPError
+
+from mcp_tasks import Tasks
+from mcp_tasks.protocol import EXTENSION_ID, RELATED_TASK_META
+
+pytestmark = pytest.mark.anyio
+SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "spec" / "schemas"
+
+
+@cache
+def _schema(file: str) -> dict[str, Any]:
+    path = SCHEMAS / file
+    if not path.exists():
+        pytest.fail(f"the official schemas are expected at {SCHEMAS}")
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def conforms(file: str, definition: str, instance: Any) -> None:
+    schema = _schema(file)
+    jsonschema.validate(instance, {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+
+
+def legacy_conforms(definition: str, instance: Any) -> None:
+    conforms("mcp-2025-11-25.schema.json", definition, instance)
+
+
+def modern_conforms(definition: str, instance: Any) -> None:
+    conforms("ext-tasks-draft.schema.json", definition, instance)
+
+
+class Harness:
+    def __init__(self, url: str, name: str) -> None:
+        self.tasks = Tasks(url=url, name=name)
+        self.release = asyncio.Event()
+        mcp = FastMCP("test")
+        mcp.add_extension(self.tasks)
+        release = self.release
+
+        @mcp.tool(task=True)
+        async def crunch(n: int, ctx: Context) -> int:
+            await ctx.report_progress(1, 2, "halfway")
+            return n * 2
+
+        @mcp.tool(task=True)
+        async def gated(ctx: Context) -> str:
+            await ctx.report_progress(0, 1, "waiting for the gate")
+            await release.wait()
+            return "through"
+
+        @mcp.tool(task=TaskConfig(mode="required"))
+        async def only_as_task() -> str:
+            return "task"
+
+        @mcp.tool
+        def plain() -> str:
+            return "plain"
+
+        @mcp.tool(task=True)
+        async def broken() -> str:
+            raise ValueError("it broke")
+
+        self.mcp = mcp
+
+    async def finished(self, task_id: str) -> None:
+        await self.tasks.docket.wait(task_id, timeout=10)
+
+
+@pytest.fixture
+async def harness(url: str, docket_name: str) -> AsyncIterator[Harness]:
+    yield Harness(url, docket_name)
+    await purge(url, docket_name)
+
+
+async def modern(
+    client: Client[Any], method: str, params: dict[str, Any], *, opt_in: bool = True
+) -> dict[str, Any]:
+    """Send a raw 2026-07-28 request, opting in to the tasks extension unless told not to."""
+    session = client.session
+    data: dict[str, Any] = {"method": method, "params": params}
+    options: dict[str, Any] = {}
+    session._stamp(data, options)  # type: ignore[attr-defined]
+    meta = data["params"].setdefault("_meta", {})
+    key = "io.modelcontextprotocol/clientCapabilities"
+    capabilities = dict(meta.get(key) or {})
+    if opt_in:
+        capabilities["extensions"] = {**(capabilities.get("extensions") or {}), EXTENSION_ID: {}}
+    meta[key] = capabilities
+    return await session._dispatcher.send_raw_request(method, data["params"], options)  # type: ignore[attr-defined,no-any-return]
+
+
+async def legacy(client: Client[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return await client.session._dispatcher.send_raw_request(method, params, {})  # type: ignore[attr-defined,no-any-return]
+
+
+# -- 2026-07-28 ---------------------------------------------------------------------------
+
+
+async def test_modern_task_create_and_get(harness: Harness) -> None:
+    async with Client(harness.mcp) as client:
+        assert client.protocol_version == "2026-07-28"
+        assert EXTENSION_ID in (client.server_capabilities.extensions or {})
+        created = await modern(client, "tools/call", {"name": "crunch", "arguments": {"n": 21}})
+        modern_conforms("CreateTaskResult", created)
+        assert created["resultType"] == "task" and created["status"] == "working"
+        assert len(created["taskId"]) >= 32 and created["ttlMs"] > 0
+        await harness.finished(created["taskId"])
+        got = await modern(client, "tasks/get", {"taskId": created["taskId"]})
+        modern_conforms("GetTaskResult", got)
+        assert got["status"] == "completed" and got["statusMessage"] == "halfway"
+        assert got["result"]["structuredContent"] == {"result": 42}
+        assert got["resultType"] == "complete"
+
+
+async def test_modern_progress_shows_while_running_and_cancel_stops_it(harness: Harness) -> None:
+    async with Client(harness.mcp) as client:
+        created = await modern(client, "tools/call", {"name": "gated", "arguments": {}})
+        task_id = created["taskId"]
+        async for state in harness.tasks.docket.watch(task_id):
+            if state.progress is not None:
+                break
+        got = await modern(client, "tasks/get", {"taskId": task_id})
+        assert got["status"] == "working" and got["statusMessage"] == "waiting for the gate"
+        ack = await modern(client, "tasks/cancel", {"taskId": task_id})
+        modern_conforms("CancelTaskResult", ack)
+        await harness.finished(task_id)
+        got = await modern(client, "tasks/get", {"taskId": task_id})
+        modern_conforms("GetTaskResult", got)
+        assert got["status"] == "cancelled"
+
+
+async def test_modern_tool_error_completes_with_an_error_result(harness: Harness) -> None:
+    async with Client(harness.mcp) as client:
+        created = await modern(client, "tools/call", {"name": "broken", "arguments": {}})
+        await harness.finished(created["taskId"])
+        got = await modern(client, "tasks/get", {"taskId": created["taskId"]})
+        modern_conforms("GetTaskResult", got)
+        assert got["status"] == "completed" and got["result"]["isError"] is True
+        assert "it broke" in got["result"]["content"][0]["text"]
+
+
+async def test_modern_without_opt_in(harness: Harness) -> None:
+    async with Client(harness.mcp) as client:
+        # An optional task tool simply runs inline.
+        plain = await modern(
+            client, "tools/call", {"name": "crunch", "arguments": {"n": 1}}, opt_in=False
+        )
+        assert plain["structuredContent"] == {"result": 2}
+        # A task-only tool, and tasks/*, need the capability: -32021 saying which.
+        for method, params in [
+            ("tools/call", {"name": "only_as_task", "arguments": {}}),
+            ("tasks/get", {"taskId": "whatever"}),
+        ]:
+            with pytest.raises(MCPError) as error:
+                await modern(client, method, params, opt_in=False)
+            assert error.value.code == -32021
+            assert error.value.error.data == {
+                "requiredCapabilities": {"extensions": {EXTENSION_ID: {}}}
+            }
+
+
+async def test_modern_unknown_task_and_removed_methods(harness: Harness) -> None:
+    async with Client(harness.mcp) as client:
+        with pytest.raises(MCPError) as error:
+            await modern(client, "tasks/get", {"taskId": "0" * 32})
+        assert error.value.code == -32602
+        for method in ("tasks/result", "tasks/list"):
+            with pytest.raises(MCPError) as error:
+                await modern(client, method, {"taskId": "x"})
+            assert error.value.code == -32601
+
+
+# -- 2025-11-25 ---------------------------------------------------------------------------
+
+
+async def test_legacy_capabilities_and_tool_support(harness: Harness) -> None:
+    async with Client(harness.mcp, mode="legacy") as client:
+        assert client.protocol_version == "2025-11-25"
+        caps = client.initialize_result.capabilities.model_dump(by_alias=True, exclude_none=True)
+        assert caps["tasks"] == {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+        tools = {t.name: t for t in await client.list_tools()}
+        assert tools["crunch"].execution.task_support == "optional"  # type: ignore[union-attr]
+        assert tools["only_as_task"].execution.task_support == "required"  # type: ignore[union-attr]
+
+
+async def test_legacy_task_create_result_get(harness: Harness) -> None:
+    async with Client(harness.mcp, mode="legacy") as client:
+        created = await legacy(
+            client, "tools/call", {"name": "crunch", "arguments": {"n": 4}, "task": {"ttl": 60000}}
+        )
+        legacy_conforms("CreateTaskResult", created)
+        task = created["task"]
+        assert task["status"] == "working" and task["ttl"] == 60000
+        result = await legacy(client, "tasks/result", {"taskId": task["taskId"]})  # blocks
+        legacy_conforms("CallToolResult", result)
+        assert result["structuredContent"] == {"result": 8}
+        assert result["_meta"][RELATED_TASK_META] == {"taskId": task["taskId"]}
+        got = await legacy(client, "tasks/get", {"taskId": task["taskId"]})
+        legacy_conforms("GetTaskResult", got)
+        assert got["status"] == "completed"
+
+
+async def test_legacy_ttl_is_capped_and_reported(harness: Harness) -> None:
+    async with Client(harness.mcp, mode="legacy") as client:
+        created = await legacy(
+            client, "tools/call", {"name": "crunch", "arguments": {"n": 1}, "task": {"ttl": 10**12}}
+        )
+        assert created["task"]["ttl"] == harness.tasks.max_ttl_ms
+
+
+async def test_legacy_tool_error_fails_the_task(harness: Harness) -> None:
+    async with Client(harness.mcp, mode="legacy") as client:
+        created = await legacy(
+            client, "tools/call", {"name": "broken", "arguments": {}, "task": {}}
+        )
+        task_id = created["task"]["taskId"]
+        result = await legacy(client, "tasks/result", {"taskId": task_id})
+        assert result["isError"] is True
+        got = await legacy(client, "tasks/get", {"taskId": task_id})
+        assert got["status"] == "failed"
+
+
+async def test_legacy_errors(harness: Harness) -> None:
+    async with Client(harness.mcp, mode="legacy") as client:
+        cases = [
+            ("tools/call", {"name": "plain", "arguments": {}, "task": {}}, -32601),
+            ("tools/call", {"name": "only_as_task", "arguments": {}}, -32601),
+            ("tools/call", {"name": "nope", "arguments": {}, "task": {}}, -32602),
+            ("tasks/get", {"taskId": "f" * 32}, -32602),
+            ("tasks/result", {"taskId": "f" * 32}, -32602),
+            ("tasks/cancel", {"taskId": "f" * 32}, -32602),
+        ]
+        for method, params, code in cases:
+            with pytest.raises(MCPError) as error:
+                await legacy(client, method, params)
+            assert error.value.code == code, (method, params)
+
+
+async def test_legacy_cancel(harness: Harness) -> None:
+    async with Client(harness.mcp, mode="legacy") as client:
+        created = await legacy(client, "tools/call", {"name": "gated", "arguments": {}, "task": {}})
+        task_id = created["task"]["taskId"]
+        cancelled = await legacy(client, "tasks/cancel", {"taskId": task_id})
+        legacy_conforms("CancelTaskResult", cancelled)
+        assert cancelled["status"] == "cancelled"
+        with pytest.raises(MCPError) as error:  # cancelling a terminal task is an error
+            await legacy(client, "tasks/cancel", {"taskId": task_id})
+        assert error.value.code == -32602
+
+
+# -- both ---------------------------------------------------------------------------------
+
+
+async def test_a_legacy_task_is_readable_in_the_modern_dialect(harness: Harness) -> None:
+    async with Client(harness.mcp, mode="legacy") as old, Client(harness.mcp) as new:
+        created = await legacy(
+            old, "tools/call", {"name": "crunch", "arguments": {"n": 5}, "task": {}}
+        )
+        task_id = created["task"]["taskId"]
+        await harness.finished(task_id)
+        got = await modern(new, "tasks/get", {"taskId": task_id})
+        modern_conforms("GetTaskResult", got)
+        assert got["status"] == "completed" and got["result"]["structuredContent"] == {"result": 10}
