@@ -62,9 +62,10 @@ def _seconds(value: timedelta | float) -> float:
 class Tasks(ServerExtension):
     """Run ``task=True`` tools as tasks on a docket and serve both MCP task dialects.
 
-    ``url`` defaults to the ``MCP_TASKS_URL`` environment variable, else ``memory://``.
-    ``worker=False`` makes an API-only replica (workers run elsewhere, e.g.
-    ``mcp-tasks worker server.py``).
+    ``url`` defaults to the ``MCP_TASKS_URL`` environment variable, else ``memory://``;
+    ``name`` (the docket's) to ``MCP_TASKS_NAME``, else ``mcp-tasks``. ``worker=False`` (or
+    ``MCP_TASKS_WORKER=0``) makes an API-only replica whose tasks run elsewhere, e.g. in
+    ``mcp-tasks worker server.py`` processes.
     """
 
     identifier = EXTENSION_ID
@@ -73,8 +74,8 @@ class Tasks(ServerExtension):
         self,
         url: str | None = None,
         *,
-        name: str = "mcp-tasks",
-        worker: bool = True,
+        name: str | None = None,
+        worker: bool | None = None,
         concurrency: int = 10,
         default_ttl: timedelta | float = timedelta(hours=1),
         max_ttl: timedelta | float = timedelta(days=1),
@@ -82,7 +83,9 @@ class Tasks(ServerExtension):
         redelivery_timeout: timedelta | float = timedelta(seconds=30),
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
-        self.docket_name = name
+        self.docket_name = name or os.environ.get("MCP_TASKS_NAME") or "mcp-tasks"
+        if worker is None:
+            worker = os.environ.get("MCP_TASKS_WORKER", "1").lower() not in ("0", "false", "no")
         self.run_worker = worker
         self.concurrency = concurrency
         self.default_ttl_ms = int(_seconds(default_ttl) * 1000)
