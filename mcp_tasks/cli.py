@@ -71,5 +71,7 @@ def main(verbose: bool) -> None:
 def worker(server: str, url: str | None, concurrency: int | None, ready: bool) -> None:
     """Run workers for SERVER (a file like server.py, or server.py:mcp) until SIGTERM."""
     if url and url.startswith("memory://"):
-        raise click.BadParameter("a separate worker process needs a shared redis:// URL", "--url")
+        raise click.BadParameter(
+            "a separate worker process needs a shared redis:// URL", param_hint="--url"
+        )
     asyncio.run(run_worker(server, url, concurrency, ready))

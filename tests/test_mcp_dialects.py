@@ -281,3 +281,26 @@ async def test_a_legacy_task_is_readable_in_the_modern_dialect(harness: Harness)
         got = await modern(new, "tasks/get", {"taskId": task_id})
         modern_conforms("GetTaskResult", got)
         assert got["status"] == "completed" and got["result"]["structuredContent"] == {"result": 10}
+
+
+async def test_legacy_list_shows_only_the_callers_tasks_in_pages(harness: Harness) -> None:
+    async with (
+        Client(harness.mcp, mode="legacy") as mine,
+        Client(harness.mcp, mode="legacy") as theirs,
+    ):
+        call = {"name": "crunch", "arguments": {"n": 1}, "task": {}}
+        my_ids = [(await legacy(mine, "tools/call", call))["task"]["taskId"] for _ in range(53)]
+        their_id = (await legacy(theirs, "tools/call", call))["task"]["taskId"]
+        first = await legacy(mine, "tasks/list", {})
+        legacy_conforms("ListTasksResult", first)
+        assert len(first["tasks"]) == 50 and "nextCursor" in first
+        second = await legacy(mine, "tasks/list", {"cursor": first["nextCursor"]})
+        assert "nextCursor" not in second
+        listed = [t["taskId"] for t in first["tasks"] + second["tasks"]]
+        assert listed == my_ids and their_id not in listed
+        theirs_listed = await legacy(theirs, "tasks/list", {})
+        assert [t["taskId"] for t in theirs_listed["tasks"]] == [their_id]
+        for garbage in ["not-a-cursor", "", "bzotMQ=="]:
+            with pytest.raises(MCPError) as error:
+                await legacy(mine, "tasks/list", {"cursor": garbage})
+            assert error.value.code == -32602

@@ -28,7 +28,20 @@ from .scripts import Scripts
 from .state import TERMINAL, ExecutionState, Progress, Status, now_ms
 
 Call = tuple[Sequence[Any], dict[str, Any]]
-_Row = tuple[str, str, int, str, str, str, str]  # key, mode, due, function, call, meta, ttl
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One task for the enqueue script."""
+
+    key: str
+    mode: str
+    due: int
+    function: str
+    call: str
+    meta: str = ""
+    ttl: str = ""
+    index: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,7 @@ class Docket:
         replace: bool = False,
         meta: dict[str, Any] | None = None,
         ttl: timedelta | float | None = None,
+        index: str | None = None,
     ) -> Callable[..., Awaitable[Execution]]:
         """``await docket.add(fn, ...)(*args, **kwargs)`` adds one task.
 
@@ -195,6 +209,7 @@ class Docket:
         returned instead of adding another; ``replace=True`` reschedules it instead (a running
         task is never replaced). ``when`` (aware datetime) or ``delay`` defer it. ``ttl``
         keeps this task's final state that long instead of the docket's ``result_ttl``.
+        ``index`` lists the task under that tag for :meth:`list_index` (e.g. its owner).
         """
         ttl_ms = _ttl_ms(ttl)
         function = self.function(fn)
@@ -208,7 +223,7 @@ class Docket:
             encoded = function.encode_call(args, kwargs)
             task_key = key if key is not None else new_key()
             (result,) = await self._enqueue(
-                [(task_key, mode, due, function.name, encoded, meta_json, ttl_ms)]
+                [_Row(task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "")]
             )
             return result
 
@@ -238,17 +253,8 @@ class Docket:
                 args, kwargs = tuple(call[0]), call[1]
             else:
                 args, kwargs = tuple(call), {}
-            rows.append(
-                (
-                    new_key(),
-                    "new",
-                    due,
-                    function.name,
-                    function.encode_call(args, kwargs),
-                    meta_json,
-                    "",
-                )
-            )
+            encoded = function.encode_call(args, kwargs)
+            rows.append(_Row(new_key(), "new", due, function.name, encoded, meta_json))
         results: list[Execution] = []
         for start in range(0, len(rows), 500):
             results.extend(await self._enqueue(rows[start : start + 500]))
@@ -258,18 +264,19 @@ class Docket:
         now = now_ms()
         keys = [self.keys.stream, self.keys.scheduled, self.keys.events]
         args: list[Any] = [now]
-        for key, mode, due, fn_name, call, meta, ttl in rows:
-            keys.append(self.keys.run(key))
-            args.extend((key, mode, max(due, 0) if due else 0, fn_name, call, meta, ttl))
+        for row in rows:
+            run = self.keys.run(row.key)
+            keys += [run, self.keys.index(row.index) if row.index else run]
+            index_ttl = int(row.ttl or self.result_ttl_ms) + 60_000 if row.index else ""
+            args += [row.key, row.mode, max(row.due, 0), row.function, row.call, row.meta]
+            args += [row.ttl, index_ttl]
         answers = await self.scripts.run("enqueue", keys, args)
         results = []
         queued = False
-        for (key, _mode, _due, fn_name, _call, _meta, _ttl), (created, status) in zip(
-            rows, answers, strict=True
-        ):
+        for row, (created, status) in zip(rows, answers, strict=True):
             state = Status(status.decode())
             queued = queued or (bool(created) and state is Status.QUEUED)
-            results.append(Execution(key, fn_name, state, bool(created)))
+            results.append(Execution(row.key, row.function, state, bool(created)))
         if queued and self.backend.memory is not None:
             self.backend.memory.signal.notify()
         return results
@@ -344,6 +351,24 @@ class Docket:
             pipe.zcard(self.keys.scheduled)
             stream, scheduled = await pipe.execute()
         return int(stream), int(scheduled)
+
+    async def list_index(
+        self, tag: str, offset: int = 0, limit: int = 50
+    ) -> tuple[list[ExecutionState], int | None]:
+        """A page of the tasks added with ``index=tag``, oldest first, and the offset of the
+        next page (None at the end). Expired tasks are left out."""
+        if offset < 0 or limit < 1:
+            raise ValueError("offset must be >= 0 and limit >= 1")
+        keys: list[bytes] = await self.client.zrange(  # type: ignore[assignment]
+            self.keys.index(tag), offset, offset + limit
+        )
+        page, more = keys[:limit], len(keys) > limit
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in page:
+                pipe.hgetall(self.keys.run(key.decode()))
+            raws: list[dict[bytes, bytes]] = await pipe.execute()
+        states = [ExecutionState.from_hash(raw) for raw in raws if raw and b"status" in raw]
+        return states, (offset + limit if more else None)
 
     async def scheduled_keys(self, limit: int = 1000) -> list[str]:
         raw: list[bytes] = await self.client.zrange(self.keys.scheduled, 0, limit - 1)  # type: ignore[assignment]

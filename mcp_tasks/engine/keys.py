@@ -70,6 +70,10 @@ class Keys:
         """Hash holding one task's execution state (status, call, progress, result...)."""
         return f"{self.run_prefix}{key}"
 
+    def index(self, tag: str) -> str:
+        """Sorted set listing the tasks added with ``index=tag``, scored by creation (ms)."""
+        return f"{self.prefix}:index:{tag}"
+
     @property
     def limits(self) -> str:
         """Hash of concurrency-limit name -> maximum, for limits that have waiting tasks."""

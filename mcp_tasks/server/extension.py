@@ -14,6 +14,7 @@ by the protocol version its connection negotiated:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -35,10 +36,11 @@ from ..engine import Docket, TaskNotFound, Worker
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, MISSING_CAPABILITY, legacy, modern
 from ..protocol.view import TaskView
 from . import legacy_middleware
-from .identity import owner_of
+from .identity import listing_of, owner_of
 from .runner import TOOL_FUNCTION, call_tool
 
 DEFAULT_URL_ENV = "MCP_TASKS_URL"
+LIST_PAGE = 50
 
 
 class TaskIdParams(RequestParams):
@@ -166,12 +168,19 @@ class Tasks(ServerExtension):
         return self.default_ttl_ms
 
     async def create(
-        self, tool: str, arguments: dict[str, Any], *, ttl_ms: int, owner: str | None
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        ttl_ms: int,
+        owner: str | None,
+        listing: str | None = None,
     ) -> TaskView:
         """Put a tool call on the docket; when this returns, tasks/get finds the task."""
         execution = await self.docket.add(
             TOOL_FUNCTION,
             ttl=ttl_ms / 1000,
+            index=listing,
             meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": self.poll_interval_ms},
         )(tool, arguments)
         now = datetime.now(UTC)
@@ -240,6 +249,7 @@ class Tasks(ServerExtension):
             MethodBinding(
                 "tasks/result", TaskIdParams, self._result, protocol_versions=legacy_only
             ),
+            MethodBinding("tasks/list", ListParams, self._list, protocol_versions=legacy_only),
         ]
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
@@ -281,6 +291,16 @@ class Tasks(ServerExtension):
         error = view.error or {"code": -32603, "message": "the task failed"}
         raise MCPError(code=error["code"], message=error["message"])
 
+    async def _list(self, ctx: ServerRequestContext[Any, Any], params: ListParams) -> Any:
+        listing = listing_of(ctx)
+        offset = decode_cursor(params.cursor)
+        if listing is None:
+            return legacy.list_result([], None)
+        states, next_offset = await self.docket.list_index(listing, offset, LIST_PAGE)
+        views = [TaskView.of(state) for state in states]
+        cursor = encode_cursor(next_offset) if next_offset is not None else None
+        return legacy.list_result(views, cursor)
+
     def _caller(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
         if ctx.protocol_version != LEGACY_VERSION:
             extension = read_opt_in(ctx)
@@ -301,3 +321,22 @@ def missing_capability(message: str) -> MCPError:
         message=message,
         data={"requiredCapabilities": {"extensions": {EXTENSION_ID: {}}}},
     )
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """An opaque cursor from tasks/list back to an offset; anything else is -32602."""
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        prefix, number = text.split(":", 1)
+        offset = int(number)
+        if prefix != "o" or offset < 0:
+            raise ValueError(text)
+    except (ValueError, UnicodeError) as exc:
+        raise MCPError(code=INVALID_PARAMS, message=f"Invalid cursor: {cursor!r}") from exc
+    return offset

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastmcp.server.dependencies import get_access_token
 from mcp.server.context import ServerRequestContext
+
+
+def listing_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:
+    """Whose task list (2025-11-25 ``tasks/list``) a new task joins: the owner's, or, for a
+    caller with no identity, the connection's own — so a list never shows another's tasks."""
+    owner = owner_of(ctx)
+    if owner is not None or ctx is None:
+        return owner
+    connection = getattr(ctx.session, "_connection", None)
+    state = getattr(connection, "state", None)
+    if not isinstance(state, dict):
+        return None
+    tag = state.setdefault("mcp_tasks_listing", f"connection:{secrets.token_hex(16)}")
+    return str(tag)
 
 
 def owner_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:

@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 
 from ..protocol import LEGACY_VERSION, legacy
-from .identity import owner_of
+from .identity import listing_of, owner_of
 
 if TYPE_CHECKING:
     from .extension import Tasks
@@ -66,6 +66,7 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                 arguments,
                 ttl_ms=tasks.actual_ttl_ms(task.get("ttl")),
                 owner=owner_of(ctx),
+                listing=listing_of(ctx),
             )
             return legacy.create_result(view)
         return await call_next(ctx)

@@ -1,15 +1,18 @@
--- Add tasks. KEYS: stream, scheduled, events, then one run hash per task.
+-- Add tasks. KEYS: stream, scheduled, events, then per task its run hash and the index it
+-- is listed in (its run hash again when it is in none).
 -- ARGV: now_ms, then per task: key, mode (new|keep|replace), when_ms, fn, call, meta,
--- ttl_ms (how long the state outlives the task's end; '' = the docket's default).
+-- ttl_ms (how long the state outlives the task's end; '' = the docket's default),
+-- index_ttl_ms ('' = not indexed).
 -- Returns per task {created (1|0), status}.
 local stream, scheduled, events = KEYS[1], KEYS[2], KEYS[3]
 local now = tonumber(ARGV[1])
 local out, notes = {}, {}
-for i = 1, #KEYS - 3 do
-  local run = KEYS[3 + i]
-  local a = 1 + (i - 1) * 7
+for i = 1, (#KEYS - 3) / 2 do
+  local run, index = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local a = 1 + (i - 1) * 8
   local key, mode, when = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local fn, call, meta, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local index_ttl = ARGV[a + 8]
   local status = false
   if mode ~= 'new' then
     status = redis.call('HGET', run, 'status')
@@ -20,6 +23,10 @@ for i = 1, #KEYS - 3 do
     if status then
       -- Replacing: drop the old record. A stale stream entry is skipped by its sid.
       redis.call('DEL', run)
+    end
+    if index_ttl ~= '' then
+      redis.call('ZADD', index, now, key)
+      redis.call('PEXPIRE', index, index_ttl)
     end
     if when > now then
       redis.call('ZADD', scheduled, when, key)
