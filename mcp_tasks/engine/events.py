@@ -77,19 +77,22 @@ class EventHub:
             self._everything.remove(callback)
 
     @contextlib.asynccontextmanager
-    async def subscription(self, key: str) -> AsyncIterator[asyncio.Queue[Event]]:
-        """A queue receiving the events of ``key`` from the moment this is entered."""
+    async def subscription(self, *keys: str) -> AsyncIterator[asyncio.Queue[Event]]:
+        """One queue receiving the events of every key in ``keys`` from the moment this is
+        entered (so a caller that reads state afterwards misses no change)."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._by_key[key].add(queue)
+        for key in keys:
+            self._by_key[key].add(queue)
         try:
             await self.start()
             yield queue
         finally:
-            listeners = self._by_key.get(key)
-            if listeners is not None:
-                listeners.discard(queue)
-                if not listeners:
-                    del self._by_key[key]
+            for key in keys:
+                listeners = self._by_key.get(key)
+                if listeners is not None:
+                    listeners.discard(queue)
+                    if not listeners:
+                        del self._by_key[key]
 
     def _dispatch(self, event: Event) -> None:
         for queue in self._by_key.get(event.key, ()):

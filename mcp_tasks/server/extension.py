@@ -33,9 +33,10 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import Docket, TaskNotFound, Worker
+from ..engine.worker import cancel_and_wait
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, MISSING_CAPABILITY, legacy, modern
 from ..protocol.view import TaskView
-from . import legacy_middleware
+from . import legacy_middleware, push
 from .identity import listing_of, owner_of
 from .runner import TOOL_FUNCTION, call_tool
 
@@ -100,6 +101,7 @@ class Tasks(ServerExtension):
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._users = 0
+        self._relays: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class Tasks(ServerExtension):
         docket.register(run_tool, name=TOOL_FUNCTION)
         self._docket = docket
         legacy_middleware.install(server, self)
+        push.install_listen(self)
         if self.run_worker:
             self._worker = Worker(
                 docket, concurrency=self.concurrency, redelivery_timeout=self.redelivery_timeout
@@ -140,6 +143,8 @@ class Tasks(ServerExtension):
         self._users -= 1
         if self._users > 0 or self._docket is None:
             return
+        for relay in list(self._relays):
+            await cancel_and_wait(relay)
         if self._worker is not None:
             await self._worker.stop()
             self._worker = None
@@ -231,9 +236,26 @@ class Tasks(ServerExtension):
         """The caller's task, or -32602 exactly as for an id that never existed."""
         state = await self.docket.get(task_id)
         view = TaskView.of(state) if state is not None else None
-        if view is None or not view.tool or view.owner != owner:
+        if view is None or not self.visible(view, owner):
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown task: {task_id}")
         return view
+
+    @staticmethod
+    def visible(view: TaskView, owner: str | None) -> bool:
+        """A caller sees its own tasks only (and only tasks made by this extension)."""
+        return bool(view.tool) and view.owner == owner
+
+    def listen_owner(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        return owner_of(ctx)
+
+    def follow_for_legacy_client(self, task_id: str, ctx: ServerRequestContext[Any, Any]) -> None:
+        """Push this task's changes to the connection that created it while it is open."""
+        connection = getattr(ctx.session, "_connection", None)
+        if connection is None:
+            return
+        token = (ctx.meta or {}).get("progress_token")
+        relay = push.spawn(self._relays, push.relay_legacy(self, task_id, connection, token))
+        connection.exit_stack.callback(relay.cancel)
 
     def methods(self) -> Sequence[MethodBinding]:
         legacy_only = frozenset({LEGACY_VERSION})

@@ -68,6 +68,7 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                 owner=owner_of(ctx),
                 listing=listing_of(ctx),
             )
+            tasks.follow_for_legacy_client(view.task_id, ctx)
             return legacy.create_result(view)
         return await call_next(ctx)
 

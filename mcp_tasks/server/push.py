@@ -1,0 +1,147 @@
+"""Pushing task changes to clients, in each dialect's way, from any replica.
+
+Changes reach this process through the docket's pub/sub channel, so a client connected to
+replica A hears about a task that a worker on another machine is running.
+
+- 2025-11-25: while the creating connection is open, ``notifications/tasks/status`` on every
+  status change and ``notifications/progress`` on the call's original ``progressToken``.
+- 2026-07-28: ``subscriptions/listen`` with ``notifications.taskIds`` is acknowledged, then
+  ``notifications/tasks`` (a DetailedTask) follows on every change; the stream ends when
+  every task in it has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+import mcp_types
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
+
+from ..engine import ExecutionState, TaskNotFound
+from ..protocol import legacy, modern
+from ..protocol.view import TaskView
+
+if TYPE_CHECKING:
+    from .extension import Tasks
+
+log = logging.getLogger("mcp_tasks.server")
+
+
+class TasksNotification(mcp_types.Notification[dict[str, Any], Literal["notifications/tasks"]]):
+    method: Literal["notifications/tasks"] = "notifications/tasks"
+    params: dict[str, Any]
+
+
+async def relay_legacy(tasks: Tasks, task_id: str, connection: Any, token: Any) -> None:
+    """Follow one legacy task and notify its creating connection of each change."""
+    last_status: tuple[str, str | None] | None = None
+    last_progress = None
+    try:
+        async for state in tasks.docket.watch(task_id):
+            view = TaskView.of(state)
+            status = (view.status, view.status_message)
+            if last_status is not None and status != last_status:
+                await connection.notify("notifications/tasks/status", legacy.task_fields(view))
+            last_status = status
+            if token is not None and state.progress is not None and state.progress != last_progress:
+                last_progress = state.progress
+                params: dict[str, Any] = {
+                    "progressToken": token,
+                    "progress": state.progress.current,
+                }
+                if state.progress.total is not None:
+                    params["total"] = state.progress.total
+                if state.progress.message:
+                    params["message"] = state.progress.message
+                await connection.notify("notifications/progress", params)
+    except TaskNotFound:
+        return
+
+
+async def listen(
+    tasks: Tasks,
+    ctx: ServerRequestContext[Any, Any],
+    params: mcp_types.SubscriptionsListenRequestParams,
+) -> mcp_types.SubscriptionsListenResult:
+    """``subscriptions/listen`` for task ids (2026-07-28)."""
+    filter_extra = params.notifications.model_extra or {}
+    requested = filter_extra.get("taskIds")
+    if not isinstance(requested, list) or not all(isinstance(t, str) for t in requested):
+        raise MCPError(
+            code=mcp_types.INVALID_PARAMS,
+            message="notifications.taskIds must be a list of task ids",
+        )
+    owner = tasks.listen_owner(ctx)
+    states: dict[str, ExecutionState] = {}
+    docket = tasks.docket
+    meta = {SUBSCRIPTION_ID_META_KEY: ctx.request_id}
+    async with docket.hub.subscription(*requested) as events:
+        for task_id in dict.fromkeys(requested):
+            state = await docket.get(task_id)
+            if state is not None and tasks.visible(TaskView.of(state), owner):
+                states[task_id] = state
+        honored = mcp_types.SubscriptionFilter.model_validate({"taskIds": list(states)})
+        await ctx.session.send_notification(
+            mcp_types.SubscriptionsAcknowledgedNotification(
+                params=mcp_types.SubscriptionsAcknowledgedNotificationParams(
+                    notifications=honored, _meta=meta
+                )
+            ),
+            related_request_id=ctx.request_id,
+        )
+
+        async def send(state: ExecutionState) -> None:
+            params = modern.detailed(TaskView.of(state)).wire()
+            params["_meta"] = meta
+            await ctx.session.send_notification(
+                TasksNotification(params=params),  # type: ignore[arg-type]  # an extension notification
+                related_request_id=ctx.request_id,
+            )
+
+        for state in states.values():
+            await send(state)
+        live = {k for k, s in states.items() if not s.terminal}
+        while live:
+            key = (await events.get()).key
+            if key not in live:
+                continue
+            fresh = await docket.get(key)
+            if fresh is None:
+                live.discard(key)
+                continue
+            if fresh != states.get(key):
+                states[key] = fresh
+                await send(fresh)
+            if fresh.terminal:
+                live.discard(key)
+    return mcp_types.SubscriptionsListenResult(_meta=meta)
+
+
+def install_listen(tasks: Tasks) -> None:
+    """Register the ``subscriptions/listen`` handler (fastmcp registers none; a spec method
+    cannot be an extension MethodBinding, so it goes on the low-level server)."""
+    lowlevel = tasks.server._mcp_server
+    with contextlib.suppress(KeyError, AttributeError):
+        if lowlevel.get_request_handler("subscriptions/listen") is not None:
+            return
+
+    async def handler(
+        ctx: ServerRequestContext[Any, Any], params: mcp_types.SubscriptionsListenRequestParams
+    ) -> mcp_types.SubscriptionsListenResult:
+        return await listen(tasks, ctx, params)
+
+    lowlevel.add_request_handler(
+        "subscriptions/listen", mcp_types.SubscriptionsListenRequestParams, handler
+    )
+
+
+def spawn(tasks: set[asyncio.Task[None]], coroutine: Any) -> asyncio.Task[None]:
+    task: asyncio.Task[None] = asyncio.create_task(coroutine)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task

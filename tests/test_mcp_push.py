@@ -1,0 +1,111 @@
+"""Push in both dialects: status and progress notifications, and subscriptions/listen."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from fastmcp import Client
+from fastmcp.client.messages import MessageHandler
+from mcp.client.extension import ClientExtension, NotificationBinding
+from pydantic import BaseModel, ConfigDict
+from test_mcp_dialects import Harness, harness, legacy, legacy_conforms, modern, modern_conforms
+
+pytestmark = pytest.mark.anyio
+__all__ = ["harness"]  # the fixture, shared with the dialect tests
+
+
+class TaskParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    taskId: str
+    status: str
+
+
+class Recorder(MessageHandler):
+    """Collects what the server pushes; tests await the events instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: list[dict[str, Any]] = []
+        self.progress: list[tuple[Any, float, str | None]] = []
+        self.acks: list[Any] = []
+        self.changed = asyncio.Event()
+
+    def binding(self, method: str) -> ClientExtension:
+        recorder = self
+
+        class Binding(ClientExtension):
+            identifier = "test.example/recorder"
+
+            def notifications(self) -> list[NotificationBinding]:
+                async def handle(params: TaskParams) -> None:
+                    recorder.statuses.append(params.model_dump(by_alias=True))
+                    recorder.changed.set()
+
+                return [NotificationBinding(method=method, params_type=TaskParams, handler=handle)]
+
+        return Binding()
+
+    async def on_progress(self, message: Any) -> None:
+        p = message.params
+        self.progress.append((p.progress_token, p.progress, p.message))
+        self.changed.set()
+
+    async def on_notification(self, message: Any) -> None:
+        if message.method == "notifications/subscriptions/acknowledged":
+            self.acks.append(message.params)
+            self.changed.set()
+
+    async def until(self, condition: Any) -> None:
+        async with asyncio.timeout(10):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_legacy_status_and_progress_notifications(harness: Harness) -> None:
+    recorder = Recorder()
+    extension = recorder.binding("notifications/tasks/status")
+    async with Client(
+        harness.mcp, mode="legacy", message_handler=recorder, extensions=[extension]
+    ) as client:
+        created = await legacy(
+            client,
+            "tools/call",
+            {"name": "gated", "arguments": {}, "task": {}, "_meta": {"progressToken": "tok-1"}},
+        )
+        task_id = created["task"]["taskId"]
+        await recorder.until(lambda: recorder.progress)
+        assert recorder.progress[0] == ("tok-1", 0, "waiting for the gate")
+        harness.release.set()
+        await recorder.until(lambda: any(s["status"] == "completed" for s in recorder.statuses))
+    final = next(s for s in recorder.statuses if s["status"] == "completed")
+    legacy_conforms("TaskStatusNotificationParams", final)
+    assert final["taskId"] == task_id
+
+
+async def test_modern_listen_acks_then_pushes_every_change(harness: Harness) -> None:
+    recorder = Recorder()
+    extension = recorder.binding("notifications/tasks")
+    async with Client(harness.mcp, message_handler=recorder, extensions=[extension]) as client:
+        created = await modern(client, "tools/call", {"name": "gated", "arguments": {}})
+        task_id = created["taskId"]
+        listening = asyncio.create_task(
+            modern(
+                client,
+                "subscriptions/listen",
+                {"notifications": {"taskIds": [task_id, "f" * 32]}},
+            )
+        )
+        await recorder.until(lambda: recorder.acks)
+        honored = recorder.acks[0].notifications.model_extra
+        assert honored == {"taskIds": [task_id]}  # an unknown id is not subscribed
+        harness.release.set()
+        await recorder.until(lambda: any(s["status"] == "completed" for s in recorder.statuses))
+        result = await asyncio.wait_for(listening, 10)  # ends once every task has ended
+    assert result.get("_meta") is not None
+    final = next(s for s in recorder.statuses if s["status"] == "completed")
+    final.pop("_meta", None)
+    modern_conforms("DetailedTask", final)
+    assert final["result"]["structuredContent"] == {"result": "through"}
