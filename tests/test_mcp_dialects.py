@@ -93,7 +93,12 @@ async def harness(url: str, docket_name: str) -> AsyncIterator[Harness]:
 
 
 async def modern(
-    client: Client[Any], method: str, params: dict[str, Any], *, opt_in: bool = True
+    client: Client[Any],
+    method: str,
+    params: dict[str, Any],
+    *,
+    opt_in: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send a raw 2026-07-28 request, opting in to the tasks extension unless told not to."""
     session = client.session
@@ -106,6 +111,7 @@ async def modern(
     if opt_in:
         capabilities["extensions"] = {**(capabilities.get("extensions") or {}), EXTENSION_ID: {}}
     meta[key] = capabilities
+    options.setdefault("headers", {}).update(headers or {})
     return await session._dispatcher.send_raw_request(method, data["params"], options)  # type: ignore[attr-defined,no-any-return]
 
 
@@ -304,3 +310,18 @@ async def test_legacy_list_shows_only_the_callers_tasks_in_pages(harness: Harnes
             with pytest.raises(MCPError) as error:
                 await legacy(mine, "tasks/list", {"cursor": garbage})
             assert error.value.code == -32602
+
+
+async def test_modern_mcp_name_header_must_match_over_http(harness: Harness) -> None:
+    from fastmcp.utilities.tests import asgi_server
+
+    async with asgi_server(harness.mcp) as server, server.client() as client:
+        created = await modern(client, "tools/call", {"name": "crunch", "arguments": {"n": 2}})
+        task_id = created["taskId"]
+        got = await modern(client, "tasks/get", {"taskId": task_id})  # the SDK names it right
+        assert got["taskId"] == task_id
+        with pytest.raises(MCPError) as error:
+            await modern(
+                client, "tasks/get", {"taskId": task_id}, headers={"Mcp-Name": "someone-else"}
+            )
+        assert error.value.code == -32020

@@ -28,7 +28,7 @@ from fastmcp.server.extensions import MethodBinding, ServerExtension
 from fastmcp.tools.base import ToolResult
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, RequestParams
+from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -275,13 +275,13 @@ class Tasks(ServerExtension):
         ]
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
-        view = await self.load(params.task_id, self._caller(ctx))
+        view = await self.load(params.task_id, self._caller(ctx, params.task_id))
         if ctx.protocol_version == LEGACY_VERSION:
             return legacy.task_fields(view)
         return modern.detailed(view).wire()
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
-        view = await self.load(params.task_id, self._caller(ctx))
+        view = await self.load(params.task_id, self._caller(ctx, params.task_id))
         legacy_dialect = ctx.protocol_version == LEGACY_VERSION
         if legacy_dialect and view.status in ("completed", "failed", "cancelled"):
             raise MCPError(
@@ -298,11 +298,11 @@ class Tasks(ServerExtension):
         return legacy.task_fields(await self.load(params.task_id, view.owner))
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateParams) -> Any:
-        await self.load(params.task_id, self._caller(ctx))
+        await self.load(params.task_id, self._caller(ctx, params.task_id))
         return {}  # no tool asks for input yet: unknown keys are ignored, as the spec says
 
     async def _result(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
-        view = await self.load(params.task_id, self._caller(ctx))
+        view = await self.load(params.task_id, self._caller(ctx, params.task_id))
         if view.status not in ("completed", "failed", "cancelled"):
             state = await self.docket.wait(params.task_id)  # pushed, not polled
             view = TaskView.of(state)
@@ -323,11 +323,14 @@ class Tasks(ServerExtension):
         cursor = encode_cursor(next_offset) if next_offset is not None else None
         return legacy.list_result(views, cursor)
 
-    def _caller(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+    def _caller(
+        self, ctx: ServerRequestContext[Any, Any], task_id: str | None = None
+    ) -> str | None:
         if ctx.protocol_version != LEGACY_VERSION:
             extension = read_opt_in(ctx)
             if extension is None:
                 raise missing_capability(f"{ctx.method} needs the {EXTENSION_ID} extension")
+            check_name_header(ctx, task_id)
         return owner_of(ctx)
 
 
@@ -362,3 +365,18 @@ def decode_cursor(cursor: str | None) -> int:
     except (ValueError, UnicodeError) as exc:
         raise MCPError(code=INVALID_PARAMS, message=f"Invalid cursor: {cursor!r}") from exc
     return offset
+
+
+def check_name_header(ctx: ServerRequestContext[Any, Any], task_id: str | None) -> None:
+    """Streamable HTTP clients name the task in ``Mcp-Name`` so a load balancer can route
+    on it; a header that names another task than the body is rejected (-32020)."""
+    request = ctx.request
+    headers = getattr(request, "headers", None)
+    if task_id is None or headers is None:
+        return
+    named = headers.get("mcp-name")
+    if named is not None and named != task_id:
+        raise MCPError(
+            code=HEADER_MISMATCH,
+            message=f"Mcp-Name header {named!r} does not match params.taskId {task_id!r}",
+        )
