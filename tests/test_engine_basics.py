@@ -254,3 +254,29 @@ async def test_a_task_can_keep_its_state_longer_or_shorter_than_the_default(
     assert 0 < await docket.client.pttl(docket.keys.run(cancelled.key)) <= 7_000
     with pytest.raises(ValueError, match="ttl must be positive"):
         docket.add(crunch, ttl=0)
+
+
+async def test_a_running_task_asks_and_any_process_answers(url: str, docket_name: str) -> None:
+    async def confirm(path: str) -> str:
+        answer = await current_task().ask({"question": f"delete {path}?"})
+        return f"{path}: {answer['reply']}"
+
+    async with (
+        Docket(name=docket_name, url=url) as worker_side,
+        Docket(name=docket_name, url=url) as client,
+    ):
+        worker_side.register(confirm)
+        client.register(confirm)
+        execution = await client.add(confirm)("/tmp/x")
+        async with running(Worker(worker_side)):
+            async for state in client.watch(execution.key):
+                if state.questions:
+                    break
+            assert state.status is Status.RUNNING
+            ((question_id, question),) = state.questions.items()
+            assert question == {"question": "delete /tmp/x?"}
+            assert await client.answer(execution.key, {"no-such-question": 1}) == 0
+            assert await client.answer(execution.key, {question_id: {"reply": "yes"}}) == 1
+            assert await client.answer(execution.key, {question_id: {"reply": "no"}}) == 0
+            final = await client.wait(execution.key, timeout=10)
+    assert final.result == "/tmp/x: yes" and final.questions == {}

@@ -77,6 +77,13 @@ class Harness:
             return "plain"
 
         @mcp.tool(task=True)
+        async def confirm(path: str, ctx: Context) -> str:
+            answer = await ctx.elicit(f"Delete {path}?", bool)
+            if answer.action == "accept" and answer.data:
+                return f"deleted {path}"
+            return f"kept {path}"
+
+        @mcp.tool(task=True)
         async def broken() -> str:
             raise ValueError("it broke")
 
@@ -325,3 +332,49 @@ async def test_modern_mcp_name_header_must_match_over_http(harness: Harness) -> 
                 client, "tasks/get", {"taskId": task_id}, headers={"Mcp-Name": "someone-else"}
             )
         assert error.value.code == -32020
+
+
+async def test_modern_input_required_and_tasks_update(harness: Harness) -> None:
+    async with Client(harness.mcp) as client:
+        created = await modern(
+            client, "tools/call", {"name": "confirm", "arguments": {"path": "/x"}}
+        )
+        task_id = created["taskId"]
+        async for state in harness.tasks.docket.watch(task_id):
+            if state.questions:
+                break
+        got = await modern(client, "tasks/get", {"taskId": task_id})
+        modern_conforms("GetTaskResult", got)
+        assert got["status"] == "input_required"
+        ((key, request),) = got["inputRequests"].items()
+        assert request["method"] == "elicitation/create"
+        assert request["params"]["message"] == "Delete /x?"
+        answer = {"action": "accept", "content": {"value": True}}
+        ack = await modern(
+            client, "tasks/update", {"taskId": task_id, "inputResponses": {key: answer}}
+        )
+        modern_conforms("UpdateTaskResult", ack)
+        await harness.finished(task_id)
+        got = await modern(client, "tasks/get", {"taskId": task_id})
+        assert got["status"] == "completed"
+        assert got["result"]["structuredContent"] == {"result": "deleted /x"}
+
+
+async def test_legacy_input_required_elicits_over_tasks_result(harness: Harness) -> None:
+    asked: list[str] = []
+    related: list[Any] = []
+
+    async def on_elicit(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        asked.append(message)
+        meta = params.model_dump(by_alias=True).get("_meta") or {}
+        related.append(meta.get(RELATED_TASK_META))
+        return {"value": False}
+
+    async with Client(harness.mcp, mode="legacy", elicitation_handler=on_elicit) as client:
+        created = await legacy(
+            client, "tools/call", {"name": "confirm", "arguments": {"path": "/y"}, "task": {}}
+        )
+        result = await legacy(client, "tasks/result", {"taskId": created["task"]["taskId"]})
+    assert asked == ["Delete /y?"]
+    assert related == [{"taskId": created["task"]["taskId"]}]
+    assert result["structuredContent"] == {"result": "kept /y"}

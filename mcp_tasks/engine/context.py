@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .docket import Docket
@@ -23,12 +23,23 @@ class TaskContext:
     attempt: int
     function: str
     cancel_requested: bool = field(default=False)
+    _asked: int = field(default=0)
 
     async def report_progress(
         self, current: float, total: float | None = None, message: str | None = None
     ) -> None:
         """Store progress and push it to everyone watching this task."""
         await self.docket.report_progress(self.key, current, total, message)
+
+    async def ask(self, question: Any) -> Any:
+        """Ask whoever follows this task a question (any JSON) and wait for the answer.
+
+        The question shows in the task's state until :meth:`Docket.answer` answers it, from
+        any process. Question ids are unique for the task's life (attempt and a counter).
+        """
+        self._asked += 1
+        question_id = f"{self.attempt}-{self._asked}"
+        return await self.docket.ask(self.key, question_id, question)
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("mcp_tasks_current_task", default=None)

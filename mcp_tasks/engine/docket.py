@@ -342,6 +342,38 @@ class Docket:
             pipe.publish(self.keys.events, f"progress||{key}")
             await pipe.execute()
 
+    # -- questions and answers -----------------------------------------------------------
+
+    async def ask(self, key: str, question_id: str, question: Any) -> Any:
+        """Store a running task's question, publish it, and wait for its answer (push)."""
+        run = self.keys.run(key)
+        async with self.hub.subscription(key) as events:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hset(
+                    run,
+                    mapping={
+                        f"ask:{question_id}": pydantic_core.to_json(question),
+                        "updated": now_ms(),
+                    },
+                )
+                pipe.publish(self.keys.events, f"asking|{question_id}|{key}")
+                await pipe.execute()
+            while True:
+                raw = await self.client.hget(run, f"answer:{question_id}")
+                if raw is not None:
+                    await self.client.hdel(run, f"ask:{question_id}", f"answer:{question_id}")
+                    return pydantic_core.from_json(raw)
+                await events.get()
+
+    async def answer(self, key: str, answers: dict[str, Any]) -> int:
+        """Answer a task's open questions by id; unknown or answered ids are ignored.
+        Returns how many answers were taken."""
+        args: list[Any] = [key]
+        for question_id, value in answers.items():
+            args += [question_id, pydantic_core.to_json(value)]
+        stored = await self.scripts.run("answer", [self.keys.run(key), self.keys.events], args)
+        return int(stored)
+
     # -- inspection ----------------------------------------------------------------------
 
     async def depth(self) -> tuple[int, int]:

@@ -70,6 +70,8 @@ class ExecutionState(BaseModel):
     error: TaskError | None = None
     cancel_requested: bool = False
     meta: dict[str, Any] = {}
+    questions: dict[str, Any] = {}
+    """Questions the running task asked (:meth:`TaskContext.ask`) that await an answer."""
 
     @property
     def terminal(self) -> bool:
@@ -97,6 +99,13 @@ class ExecutionState(BaseModel):
             error=TaskError.model_validate_json(f["error"]) if f.get("error") else None,
             cancel_requested=f.get("cancel") == b"1",
             meta=pydantic_core.from_json(f["meta"]) if f.get("meta") else {},
+            questions={
+                name[4:]: pydantic_core.from_json(value)
+                for name, value in f.items()
+                if name.startswith("ask:") and f"answer:{name[4:]}" not in f
+            }
+            if status is Status.RUNNING
+            else {},
         )
 
 

@@ -68,4 +68,5 @@ def detailed(view: TaskView) -> DetailedTask:
         **_base(view),
         result=view.result if view.status == "completed" else None,
         error=view.error if view.status == "failed" else None,
+        inputRequests=view.input_requests if view.status == "input_required" else None,
     )

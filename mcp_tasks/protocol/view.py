@@ -30,6 +30,8 @@ class TaskView:
     """A JSON-RPC error object, for a task whose run failed outside the tool itself."""
     owner: str | None
     tool: str
+    input_requests: dict[str, Any] | None = None
+    """Open input requests (e.g. ``elicitation/create``) of an ``input_required`` task."""
 
     @classmethod
     def of(cls, state: ExecutionState) -> TaskView:
@@ -41,6 +43,8 @@ class TaskView:
             status = "failed"
         elif state.status is Status.CANCELLED:
             status = "cancelled"
+        elif state.questions:
+            status = "input_required"
         else:
             status = "working"
         message = state.progress.message if state.progress else None
@@ -61,6 +65,7 @@ class TaskView:
             error=error,
             owner=meta.get("owner"),
             tool=str(meta.get("tool", "")),
+            input_requests=dict(state.questions) or None,
         )
 
     @property

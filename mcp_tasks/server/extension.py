@@ -22,19 +22,28 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import mcp_types
 from fastmcp.server.context import Context
 from fastmcp.server.dependencies import _is_client_tool_call
 from fastmcp.server.extensions import MethodBinding, ServerExtension
 from fastmcp.tools.base import ToolResult
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import Docket, TaskNotFound, Worker
 from ..engine.worker import cancel_and_wait
-from ..protocol import EXTENSION_ID, LEGACY_VERSION, MISSING_CAPABILITY, legacy, modern
+from ..protocol import (
+    EXTENSION_ID,
+    LEGACY_VERSION,
+    MISSING_CAPABILITY,
+    RELATED_TASK_META,
+    legacy,
+    modern,
+)
 from ..protocol.view import TaskView
 from . import legacy_middleware, push
 from .identity import listing_of, owner_of
@@ -299,19 +308,33 @@ class Tasks(ServerExtension):
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateParams) -> Any:
         await self.load(params.task_id, self._caller(ctx, params.task_id))
-        return {}  # no tool asks for input yet: unknown keys are ignored, as the spec says
+        await self.docket.answer(params.task_id, params.input_responses)  # unknown: ignored
+        return {}
 
     async def _result(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
         view = await self.load(params.task_id, self._caller(ctx, params.task_id))
         if view.status not in ("completed", "failed", "cancelled"):
-            state = await self.docket.wait(params.task_id)  # pushed, not polled
-            view = TaskView.of(state)
+            view = await self._follow_to_the_end(ctx, view)
         if view.status == "completed":
             return legacy.payload(view)
         if view.status == "cancelled":
             raise MCPError(code=-32603, message=f"Task {view.task_id} was cancelled")
         error = view.error or {"code": -32603, "message": "the task failed"}
         raise MCPError(code=error["code"], message=error["message"])
+
+    async def _follow_to_the_end(
+        self, ctx: ServerRequestContext[Any, Any], view: TaskView
+    ) -> TaskView:
+        """Wait (pushed, not polled) until the task ends; when it asks for input, elicit it
+        from the client on this tasks/result request's stream, with related-task meta."""
+        async for state in self.docket.watch(view.task_id):
+            current = TaskView.of(state)
+            if current.status in ("completed", "failed", "cancelled"):
+                return current
+            for question_id, request in (current.input_requests or {}).items():
+                answer = await legacy_elicit(ctx, current.task_id, request)
+                await self.docket.answer(current.task_id, {question_id: answer})
+        raise TaskNotFound(view.task_id)  # pragma: no cover - watch ends on a terminal state
 
     async def _list(self, ctx: ServerRequestContext[Any, Any], params: ListParams) -> Any:
         listing = listing_of(ctx)
@@ -380,3 +403,24 @@ def check_name_header(ctx: ServerRequestContext[Any, Any], task_id: str | None) 
             code=HEADER_MISMATCH,
             message=f"Mcp-Name header {named!r} does not match params.taskId {task_id!r}",
         )
+
+
+async def legacy_elicit(
+    ctx: ServerRequestContext[Any, Any], task_id: str, request: dict[str, Any]
+) -> dict[str, Any]:
+    """Send a task's ``elicitation/create`` to a 2025-11-25 client and return its answer."""
+    if request.get("method") != "elicitation/create":
+        return {"action": "cancel"}
+    params = dict(request.get("params") or {})
+    params["_meta"] = {**(params.get("_meta") or {}), RELATED_TASK_META: {"taskId": task_id}}
+    try:
+        result = await ctx.session.send_request(
+            mcp_types.ElicitRequest(
+                params=mcp_types.ElicitRequestFormParams.model_validate(params)
+            ),
+            mcp_types.ElicitResult,
+            metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+        )
+    except MCPError:
+        return {"action": "cancel"}
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)

@@ -11,6 +11,12 @@ from typing import Any
 
 import mcp_types
 from fastmcp import Context, FastMCP
+from fastmcp.server.elicitation import (
+    CancelledElicitation,
+    DeclinedElicitation,
+    handle_elicit_accept,
+    parse_elicit_response_type,
+)
 from fastmcp.tools.base import ToolResult
 
 from ..engine import current_task
@@ -30,6 +36,32 @@ class WorkerContext(Context):
         self, progress: float, total: float | None = None, message: str | None = None
     ) -> None:
         await current_task().report_progress(progress, total, message)
+
+    async def elicit(
+        self,
+        message: str,
+        response_type: Any,
+        *,
+        response_title: str | None = None,
+        response_description: str | None = None,
+    ) -> Any:
+        """Ask the client for input from inside a task: the task shows ``input_required``
+        with an ``elicitation/create`` input request until a client answers it (2026:
+        ``tasks/update``; 2025-11-25: the server elicits over ``tasks/result``)."""
+        config = parse_elicit_response_type(
+            response_type, response_title=response_title, response_description=response_description
+        )
+        request = {
+            "method": "elicitation/create",
+            "params": {"mode": "form", "message": message, "requestedSchema": config.schema},
+        }
+        answer = await current_task().ask(request)
+        action = answer.get("action") if isinstance(answer, dict) else None
+        if action == "accept":
+            return handle_elicit_accept(config, answer.get("content"))
+        if action == "decline":
+            return DeclinedElicitation()
+        return CancelledElicitation()
 
 
 async def call_tool(server: FastMCP, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
