@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,10 @@ class Harness:
             await ctx.report_progress(0, 1, "waiting for the gate")
             await release.wait()
             return "through"
+
+        @mcp.tool(task=TaskConfig(mode="optional", poll_interval=timedelta(milliseconds=250)))
+        async def quick_poll() -> str:
+            return "quick"
 
         @mcp.tool(task=TaskConfig(mode="required"))
         async def only_as_task() -> str:
@@ -378,3 +383,15 @@ async def test_legacy_input_required_elicits_over_tasks_result(harness: Harness)
     assert asked == ["Delete /y?"]
     assert related == [{"taskId": created["task"]["taskId"]}]
     assert result["structuredContent"] == {"result": "kept /y"}
+
+
+async def test_poll_interval_is_configurable_per_tool(harness: Harness) -> None:
+    async with Client(harness.mcp) as client, Client(harness.mcp, mode="legacy") as old:
+        default = await modern(client, "tools/call", {"name": "crunch", "arguments": {"n": 1}})
+        assert default["pollIntervalMs"] == harness.tasks.poll_interval_ms == 1000
+        own = await modern(client, "tools/call", {"name": "quick_poll", "arguments": {}})
+        assert own["pollIntervalMs"] == 250
+        legacy_own = await legacy(
+            old, "tools/call", {"name": "quick_poll", "arguments": {}, "task": {}}
+        )
+        assert legacy_own["task"]["pollInterval"] == 250

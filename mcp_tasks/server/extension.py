@@ -27,6 +27,7 @@ from fastmcp.server.context import Context
 from fastmcp.server.dependencies import _is_client_tool_call
 from fastmcp.server.extensions import MethodBinding, ServerExtension
 from fastmcp.tools.base import ToolResult
+from fastmcp.utilities.tasks import DEFAULT_POLL_INTERVAL
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
@@ -189,13 +190,15 @@ class Tasks(ServerExtension):
         ttl_ms: int,
         owner: str | None,
         listing: str | None = None,
+        poll_ms: int | None = None,
     ) -> TaskView:
         """Put a tool call on the docket; when this returns, tasks/get finds the task."""
+        poll_ms = poll_ms or self.poll_interval_ms
         execution = await self.docket.add(
             TOOL_FUNCTION,
             ttl=ttl_ms / 1000,
             index=listing,
-            meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": self.poll_interval_ms},
+            meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": poll_ms},
         )(tool, arguments)
         now = datetime.now(UTC)
         return TaskView(
@@ -205,12 +208,20 @@ class Tasks(ServerExtension):
             created_at=now,
             last_updated_at=now,
             ttl_ms=ttl_ms,
-            poll_interval_ms=self.poll_interval_ms,
+            poll_interval_ms=poll_ms,
             result=None,
             error=None,
             owner=owner,
             tool=tool,
         )
+
+    def poll_ms_for(self, tool: Any) -> int:
+        """A tool's own ``TaskConfig(poll_interval=...)``, else the extension's interval
+        (fastmcp's default of 5 s would make clients poll needlessly slowly)."""
+        interval = getattr(getattr(tool, "task_config", None), "poll_interval", None)
+        if isinstance(interval, timedelta) and interval != DEFAULT_POLL_INTERVAL:
+            return max(int(interval.total_seconds() * 1000), 1)
+        return self.poll_interval_ms
 
     async def intercept_tool_call(
         self, params: Any, context: Context, call_next: Any
@@ -236,6 +247,7 @@ class Tasks(ServerExtension):
             dict(params.arguments or {}),
             ttl_ms=self.default_ttl_ms,
             owner=owner_of(None),
+            poll_ms=self.poll_ms_for(tool),
         )
         return modern.create_result(view)
 

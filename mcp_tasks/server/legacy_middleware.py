@@ -67,6 +67,7 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                 ttl_ms=tasks.actual_ttl_ms(task.get("ttl")),
                 owner=owner_of(ctx),
                 listing=listing_of(ctx),
+                poll_ms=tasks.poll_ms_for(tool),
             )
             tasks.follow_for_legacy_client(view.task_id, ctx)
             return legacy.create_result(view)
