@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import purge
 from fastmcp import Client
+from servers import BIN, ROOT, free_port, stop, wait_for_port
 from test_mcp_dialects import modern, modern_conforms
 
 from mcp_tasks.engine import Docket, Status
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server on port {port} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"server on port {port} did not start")
 
 
 @pytest.fixture
@@ -52,7 +28,7 @@ def cluster(redis_url: str, docket_name: str) -> Iterator[tuple[str, str]]:
     }
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         for port in ports:
             processes.append(
                 subprocess.Popen(
@@ -81,16 +57,10 @@ def cluster(redis_url: str, docket_name: str) -> Iterator[tuple[str, str]]:
         processes.append(worker)
         assert worker.stdout is not None and worker.stdout.readline().strip() == b"ready"
         for port, process in zip(ports, processes, strict=False):
-            _wait_for_port(port, process)
+            wait_for_port(port, process)
         yield f"http://127.0.0.1:{ports[0]}/mcp", f"http://127.0.0.1:{ports[1]}/mcp"
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 async def test_create_on_one_replica_read_and_cancel_on_the_other(
