@@ -51,8 +51,8 @@ def modern_conforms(definition: str, instance: Any) -> None:
 
 
 class Harness:
-    def __init__(self, url: str, name: str) -> None:
-        self.tasks = Tasks(url=url, name=name)
+    def __init__(self, url: str, name: str, **options: Any) -> None:
+        self.tasks = Tasks(url=url, name=name, **options)
         self.release = asyncio.Event()
         mcp = FastMCP("test")
         mcp.add_extension(self.tasks)
@@ -395,3 +395,25 @@ async def test_poll_interval_is_configurable_per_tool(harness: Harness) -> None:
             old, "tools/call", {"name": "quick_poll", "arguments": {}, "task": {}}
         )
         assert legacy_own["task"]["pollInterval"] == 250
+
+
+async def test_a_task_is_gone_once_its_ttl_expires(url: str, docket_name: str) -> None:
+    short = Harness(url, docket_name, default_ttl=0.3, max_ttl=0.3)
+    async with Client(short.mcp, mode="legacy") as client:
+        created = await legacy(
+            client, "tools/call", {"name": "crunch", "arguments": {"n": 1}, "task": {"ttl": 10**6}}
+        )
+        task_id = created["task"]["taskId"]
+        assert created["task"]["ttl"] == 300  # the actual retention is reported
+        await short.finished(task_id)
+        assert (await legacy(client, "tasks/get", {"taskId": task_id}))["status"] == "completed"
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:  # expiry is Redis's own clock: nothing to await but time
+            try:
+                await legacy(client, "tasks/get", {"taskId": task_id})
+            except MCPError as error:
+                assert error.code == -32602
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the task never expired"
+            await asyncio.sleep(0.05)
+    await purge(url, docket_name)
