@@ -10,8 +10,14 @@ import asyncio
 import contextlib
 import itertools
 import os
+import random
+import shutil
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -34,12 +40,99 @@ def _require_redis() -> None:
         pytest.fail(f"these tests need a Redis server at {REDIS_URL}: {exc}", pytrace=False)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-node Redis Cluster of our own on loopback ports, for the whole session."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        pytest.fail("the cluster tests need redis-server and redis-cli (Debian redis-server)")
+    ports = _cluster_ports(3)
+    processes = []
+    try:
+        for port in ports:
+            folder = tmp_path_factory.mktemp(f"cluster-{port}")
+            processes.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(folder),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+        for port in ports:
+            _await_ping(port)
+        nodes = [f"127.0.0.1:{port}" for port in ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        for _ in range(100):  # until every node agrees the cluster is up
+            states = [
+                redis.Redis(host="127.0.0.1", port=port).execute_command("CLUSTER INFO")
+                for port in ports
+            ]
+            if all(b"cluster_state:ok" in s for s in states):
+                break
+            time.sleep(0.1)
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster-bus twins (port + 10000) are free and exist too."""
+    found: list[int] = []
+    for port in random.sample(range(20000, 30000), 500):
+        if all(_is_free(p) for p in (port, port + 10000)):
+            found.append(port)
+            if len(found) == count:
+                return found
+    pytest.fail("found no free loopback ports for the test Redis Cluster")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _await_ping(port: int) -> None:
+    for _ in range(100):
+        try:
+            redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2).ping()
+            return
+        except redis.RedisError:
+            time.sleep(0.05)
+    pytest.fail(f"redis-server on port {port} did not start")
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def url(request: pytest.FixtureRequest) -> str:
-    """A docket URL: a fresh isolated memory:// store, or the real Redis."""
+    """A docket URL: a fresh isolated memory:// store, the real Redis, or a Redis Cluster."""
     if request.param == "redis":
         _require_redis()
         return REDIS_URL
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     return f"memory://test-{uuid.uuid4().hex[:8]}"
 
 
@@ -67,7 +160,11 @@ async def purge(url: str, name: str) -> None:
     """Delete a test docket's keys from the shared Redis."""
     if not url.startswith("redis"):
         return
-    client = redis.asyncio.Redis.from_url(url)
+    client: Any = (
+        redis.asyncio.RedisCluster.from_url(url.replace("+cluster", ""))
+        if "+cluster" in url
+        else redis.asyncio.Redis.from_url(url)
+    )
     try:
         keys = [k async for k in client.scan_iter(match=f"mcp-tasks:{{{name}}}*", count=1000)]
         if keys:

@@ -84,8 +84,35 @@ class Backend:
     def is_memory(self) -> bool:
         return self.memory is not None
 
-    def client(self, *, max_connections: int = 64) -> Redis:
-        """A new client with its own pool; callers close it with ``aclose()``."""
+    @property
+    def is_cluster(self) -> bool:
+        return self.url.split(":", 1)[0].lower().endswith("+cluster")
+
+    def client(self, *, max_connections: int = 64, socket_timeout: float = 10.0) -> Redis:
+        """A new client with its own pool; callers close it with ``aclose()``.
+
+        A ``redis+cluster://`` URL gives a cluster client. Every key of a docket shares one
+        hash tag, so every command and script of a docket goes to one node; the cluster
+        client is typed as a plain client here because that is all the engine uses of it.
+        """
+        if self.is_cluster:
+            from redis.asyncio.cluster import RedisCluster
+
+            real = (
+                "rediss" + self.url[len("rediss+cluster") :]
+                if self.url.startswith("rediss+cluster")
+                else "redis" + self.url[len("redis+cluster") :]
+            )
+            # The cluster client's pool raises instead of waiting when it is exhausted,
+            # so it gets room for many concurrent callers (e.g. a thousand wait()s).
+            cluster = RedisCluster.from_url(
+                real,
+                max_connections=max(max_connections, 1024),
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=5,
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            )
+            return cluster  # type: ignore[return-value]
         if self.memory is not None:
             return fakeredis.FakeAsyncRedis(
                 server=self.memory.server,
@@ -97,11 +124,20 @@ class Backend:
             max_connections=max_connections,
             timeout=30,
             health_check_interval=30,
+            socket_timeout=socket_timeout,
             socket_connect_timeout=5,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
         )
         return Redis(connection_pool=pool)
+
+
+async def close_client(client: Redis) -> None:
+    """Close a client and the connections of its pool (ours are not auto-closed)."""
+    await client.aclose()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        await pool.disconnect()
 
 
 def parse_url(url: str) -> Backend:
@@ -119,7 +155,7 @@ def parse_url(url: str) -> Backend:
             raise ValueError(f"malformed memory URL {url!r}: use memory:// or memory://<name>")
         store = _memory_stores.setdefault(url, MemoryStore())
         return Backend(url=url, memory=store)
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         if not parts.hostname:
             raise ValueError(f"malformed Redis URL {url!r}: it names no host")
         db = parts.path.strip("/")
@@ -132,5 +168,5 @@ def parse_url(url: str) -> Backend:
         return Backend(url=url, memory=None)
     raise ValueError(
         f"unsupported docket URL {url!r}: use memory://, redis://host:port/db, "
-        "rediss://... or unix:///path"
+        "rediss://..., redis+cluster://host:port or unix:///path"
     )

@@ -19,7 +19,7 @@ import pydantic_core
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .connection import Backend, parse_url
+from .connection import Backend, close_client, parse_url
 from .errors import TaskNotFound, UnknownFunction
 from .events import EventHub
 from .functions import ConcurrencyLimit, Perpetual, Retry, TaskCallable, TaskFunction
@@ -56,6 +56,8 @@ class Execution:
     function: str
     status: Status
     created: bool
+    added_at: datetime
+    """When this call was made: the task's ``created_at`` when ``created`` is true."""
 
 
 class Docket:
@@ -106,7 +108,7 @@ class Docket:
             await client.ping()
             await self.ensure_group(client)
         except Exception:
-            await client.aclose()
+            await close_client(client)
             raise
         self._client = client
         self._scripts = Scripts(client)
@@ -117,7 +119,7 @@ class Docket:
             await self._hub.close()
             self._hub = None
         if self._client is not None:
-            await self._client.aclose()
+            await close_client(self._client)
             self._client = None
             self._scripts = None
 
@@ -276,7 +278,8 @@ class Docket:
         for row, (created, status) in zip(rows, answers, strict=True):
             state = Status(status.decode())
             queued = queued or (bool(created) and state is Status.QUEUED)
-            results.append(Execution(row.key, row.function, state, bool(created)))
+            added_at = datetime.fromtimestamp(now / 1000, UTC)
+            results.append(Execution(row.key, row.function, state, bool(created), added_at))
         if queued and self.backend.memory is not None:
             self.backend.memory.signal.notify()
         return results
@@ -334,13 +337,14 @@ class Docket:
     ) -> None:
         """Store a running task's progress and publish the change."""
         progress = Progress(current=current, total=total, message=message)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(
-                self.keys.run(key),
-                mapping={"progress": progress.model_dump_json(), "updated": now_ms()},
-            )
-            pipe.publish(self.keys.events, f"progress||{key}")
-            await pipe.execute()
+        await self._update(key, "progress", "", progress=progress.model_dump_json())
+
+    async def _update(self, key: str, status: str, detail: str, **fields: Any) -> None:
+        """Set fields of a task's hash and publish the change, in one script."""
+        args: list[Any] = [status, detail, key, "updated", now_ms()]
+        for name, value in fields.items():
+            args += [name, value]
+        await self.scripts.run("update", [self.keys.run(key), self.keys.events], args)
 
     # -- questions and answers -----------------------------------------------------------
 
@@ -348,16 +352,8 @@ class Docket:
         """Store a running task's question, publish it, and wait for its answer (push)."""
         run = self.keys.run(key)
         async with self.hub.subscription(key) as events:
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hset(
-                    run,
-                    mapping={
-                        f"ask:{question_id}": pydantic_core.to_json(question),
-                        "updated": now_ms(),
-                    },
-                )
-                pipe.publish(self.keys.events, f"asking|{question_id}|{key}")
-                await pipe.execute()
+            asked = pydantic_core.to_json(question)
+            await self._update(key, "asking", question_id, **{f"ask:{question_id}": asked})
             while True:
                 raw = await self.client.hget(run, f"answer:{question_id}")
                 if raw is not None:

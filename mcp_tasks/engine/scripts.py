@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-NAMES = ("enqueue", "start", "finish", "promote", "cancel", "sweep", "answer")
+NAMES = ("enqueue", "start", "finish", "promote", "cancel", "sweep", "answer", "update")
 
 
 @cache

@@ -27,7 +27,7 @@ import anyio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .connection import CONNECTION_ERRORS
+from .connection import CONNECTION_ERRORS, close_client
 from .context import TaskContext, _current
 from .docket import Docket
 from .errors import SerializationError
@@ -133,7 +133,11 @@ class Worker:
     async def start(self) -> None:
         docket = self.docket
         if docket.backend.memory is None:
-            self._reader = docket.backend.client(max_connections=2)
+            # Its reads block for up to IDLE_BLOCK_MS: the socket must wait longer than that,
+            # or every idle read would end in a client-side timeout and a reconnect.
+            self._reader = docket.backend.client(
+                max_connections=2, socket_timeout=IDLE_BLOCK_MS / 1000 + 10
+            )
         docket.hub.on_every_event(self._on_event)
         await docket.hub.start()
         if self.schedule_perpetual:
@@ -182,7 +186,7 @@ class Worker:
             await cancel_and_wait(task)
         self._background = []
         if self._reader is not None:
-            await self._reader.aclose(close_connection_pool=True)
+            await close_client(self._reader)
             self._reader = None
 
     def request_stop(self) -> None:
