@@ -145,7 +145,7 @@ async def test_modern_task_create_and_get(harness: Harness) -> None:
         await harness.finished(created["taskId"])
         got = await modern(client, "tasks/get", {"taskId": created["taskId"]})
         modern_conforms("GetTaskResult", got)
-        assert got["status"] == "completed" and got["statusMessage"] == "halfway"
+        assert got["status"] == "completed" and "statusMessage" not in got
         assert got["result"]["structuredContent"] == {"result": 42}
         assert got["resultType"] == "complete"
 
@@ -417,3 +417,28 @@ async def test_a_task_is_gone_once_its_ttl_expires(url: str, docket_name: str) -
             assert asyncio.get_running_loop().time() < deadline, "the task never expired"
             await asyncio.sleep(0.05)
     await purge(url, docket_name)
+
+
+async def test_legacy_result_and_task_fields_match_a_plain_call(harness: Harness) -> None:
+    """tasks/result returns exactly what the call would have; times and messages agree."""
+    async with Client(harness.mcp, mode="legacy") as client:
+        plain = await legacy(client, "tools/call", {"name": "crunch", "arguments": {"n": 3}})
+        created = await legacy(
+            client, "tools/call", {"name": "crunch", "arguments": {"n": 3}, "task": {}}
+        )
+        task = created["task"]
+        result = await legacy(client, "tasks/result", {"taskId": task["taskId"]})
+        result.pop("_meta")
+        plain.pop("_meta", None)
+        assert result == plain
+        got = await legacy(client, "tasks/get", {"taskId": task["taskId"]})
+        assert got["createdAt"] == task["createdAt"]
+        assert "statusMessage" not in got  # progress was about the work, which has ended
+
+        plain_error = await legacy(client, "tools/call", {"name": "broken", "arguments": {}})
+        failed = await legacy(client, "tools/call", {"name": "broken", "arguments": {}, "task": {}})
+        error_result = await legacy(client, "tasks/result", {"taskId": failed["task"]["taskId"]})
+        assert error_result["content"] == plain_error["content"]
+        got = await legacy(client, "tasks/get", {"taskId": failed["task"]["taskId"]})
+        assert got["status"] == "failed"
+        assert got["statusMessage"] == plain_error["content"][0]["text"]

@@ -56,6 +56,7 @@ def payload(view: TaskView) -> dict[str, Any]:
     """What tasks/result answers for a completed task: exactly the CallToolResult, with the
     related-task meta added."""
     result = dict(view.result or {"content": []})
+    result.pop("resultType", None)  # a 2026-07-28 field; not what a 2025 call returns
     meta = dict(result.get("_meta") or {})
     meta[RELATED_TASK_META] = {"taskId": view.task_id}
     result["_meta"] = meta

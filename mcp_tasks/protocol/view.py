@@ -47,12 +47,16 @@ class TaskView:
             status = "input_required"
         else:
             status = "working"
-        message = state.progress.message if state.progress else None
+        result = state.result if isinstance(state.result, dict) else None
+        # Progress talks about the work in flight; once a task has ended it would be stale.
+        message = state.progress.message if state.progress and not state.terminal else None
         error = None
         if state.status is Status.FAILED:
             reason = state.error.message if state.error else "the task failed"
             error = {"code": -32603, "message": reason}
-        result = state.result if isinstance(state.result, dict) else None
+            message = reason
+        elif result is not None and result.get("isError"):
+            message = _first_text(result) or "the tool reported an error"
         return cls(
             task_id=state.key,
             status=status,
@@ -71,6 +75,13 @@ class TaskView:
     @property
     def is_tool_error(self) -> bool:
         return bool(self.result and self.result.get("isError"))
+
+
+def _first_text(result: dict[str, Any]) -> str | None:
+    for block in result.get("content") or []:
+        if isinstance(block, dict) and block.get("type") == "text":
+            return str(block.get("text", ""))
+    return None
 
 
 def iso(moment: datetime) -> str:

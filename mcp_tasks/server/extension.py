@@ -19,7 +19,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import mcp_types
@@ -200,7 +200,7 @@ class Tasks(ServerExtension):
             index=listing,
             meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": poll_ms},
         )(tool, arguments)
-        now = datetime.now(UTC)
+        now = execution.added_at  # exactly the createdAt tasks/get will report
         return TaskView(
             task_id=execution.key,
             status="working",

@@ -39,12 +39,12 @@ class TasksNotification(mcp_types.Notification[dict[str, Any], Literal["notifica
 
 async def relay_legacy(tasks: Tasks, task_id: str, connection: Any, token: Any) -> None:
     """Follow one legacy task and notify its creating connection of each change."""
-    last_status: tuple[str, str | None] | None = None
+    last_status: str | None = None
     last_progress = None
     try:
         async for state in tasks.docket.watch(task_id):
             view = TaskView.of(state)
-            status = (view.status, view.status_message)
+            status = view.status  # status changes only; progress has its own notification
             if last_status is not None and status != last_status:
                 await connection.notify("notifications/tasks/status", legacy.task_fields(view))
             last_status = status

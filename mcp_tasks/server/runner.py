@@ -11,6 +11,7 @@ from typing import Any
 
 import mcp_types
 from fastmcp import Context, FastMCP
+from fastmcp.exceptions import FastMCPError
 from fastmcp.server.elicitation import (
     CancelledElicitation,
     DeclinedElicitation,
@@ -18,6 +19,7 @@ from fastmcp.server.elicitation import (
     parse_elicit_response_type,
 )
 from fastmcp.tools.base import ToolResult
+from pydantic import ValidationError
 
 from ..engine import current_task
 
@@ -73,8 +75,13 @@ async def call_tool(server: FastMCP, name: str, arguments: dict[str, Any]) -> di
     async with WorkerContext(fastmcp=server):
         try:
             result = await tool.run(arguments)
+        except (FastMCPError, ValidationError) as exc:
+            return error_result(str(exc))
         except Exception as exc:
-            return error_result(str(exc) or type(exc).__name__)
+            # Word it as fastmcp words the same failure of a call made without a task.
+            if getattr(server, "_mask_error_details", False):
+                return error_result(f"Error calling tool {name!r}")
+            return error_result(f"Error calling tool {name!r}: {exc}")
     return to_wire(result)
 
 
