@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -9,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 from conftest import purge
 from fastmcp import Client
-from servers import BIN, ROOT, free_port, stop, wait_for_port
+from servers import BIN, ROOT, http_server, stop
 from test_mcp_dialects import modern, modern_conforms
+from test_mcp_push import Recorder
 
 from mcp_tasks.engine import Docket, Status
 
@@ -20,57 +23,31 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def cluster(redis_url: str, docket_name: str) -> Iterator[tuple[str, str]]:
     """Replica A and replica B (API only) and one `mcp-tasks worker` process."""
-    env = {
-        **os.environ,
-        "MCP_TASKS_URL": redis_url,
-        "MCP_TASKS_NAME": docket_name,
-        "MCP_TASKS_WORKER": "0",
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        ports = [free_port(), free_port()]
-        for port in ports:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        str(BIN / "fastmcp"),
-                        "run",
-                        "server.py",
-                        "--transport",
-                        "http",
-                        "--port",
-                        str(port),
-                        "--no-banner",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+    env = {"MCP_TASKS_URL": redis_url, "MCP_TASKS_NAME": docket_name, "MCP_TASKS_WORKER": "0"}
+    with contextlib.ExitStack() as stack:
+        replica_a = stack.enter_context(http_server("server.py", env))
+        replica_b = stack.enter_context(http_server("server.py", env))
         worker = subprocess.Popen(
             [str(BIN / "mcp-tasks"), "worker", "server.py", "--ready"],
             cwd=ROOT,
-            env=env,
+            env={**os.environ, **env},
             stdout=subprocess.PIPE,
         )
-        processes.append(worker)
+        stack.callback(stop, [worker])
         assert worker.stdout is not None and worker.stdout.readline().strip() == b"ready"
-        for port, process in zip(ports, processes, strict=False):
-            wait_for_port(port, process)
-        yield f"http://127.0.0.1:{ports[0]}/mcp", f"http://127.0.0.1:{ports[1]}/mcp"
-    finally:
-        stop(processes)
+        yield replica_a, replica_b
 
 
 async def test_create_on_one_replica_read_and_cancel_on_the_other(
     cluster: tuple[str, str], redis_url: str, docket_name: str
 ) -> None:
     replica_a, replica_b = cluster
+    recorder = Recorder()
+    notifications = recorder.binding("notifications/tasks")
     async with (
         Docket(name=docket_name, url=redis_url) as docket,
         Client(replica_a) as a,
-        Client(replica_b) as b,
+        Client(replica_b, message_handler=recorder, extensions=[notifications]) as b,
     ):
         created = await modern(a, "tools/call", {"name": "count", "arguments": {"to": 7}})
         final = await docket.wait(created["taskId"], timeout=30)
@@ -84,7 +61,14 @@ async def test_create_on_one_replica_read_and_cancel_on_the_other(
         async for state in docket.watch(slow["taskId"]):
             if state.status is Status.RUNNING:
                 break
+        # Push comes from replica B too: it hears the worker's changes through Redis.
+        listening = asyncio.create_task(
+            modern(b, "subscriptions/listen", {"notifications": {"taskIds": [slow["taskId"]]}})
+        )
+        await recorder.until(lambda: recorder.acks)
         await modern(b, "tasks/cancel", {"taskId": slow["taskId"]})
+        await recorder.until(lambda: any(s["status"] == "cancelled" for s in recorder.statuses))
+        await asyncio.wait_for(listening, 10)
         final = await docket.wait(slow["taskId"], timeout=10)
         assert final.status is Status.CANCELLED
     await purge(redis_url, docket_name)
