@@ -1,5 +1,8 @@
 """The ``mcp-tasks`` command line.
 
+``status``, ``get``, ``cancel`` and ``purge`` talk to a docket directly (``--url``, ``--name``,
+or ``MCP_TASKS_URL`` / ``MCP_TASKS_NAME``); every read command takes ``--json``.
+
 ``mcp-tasks worker server.py`` runs extra workers for a server: it loads the file the way
 ``fastmcp run`` does, and enters the server's lifespan with the ``Tasks`` extension forced to
 run a worker — so the tools execute exactly as they would in the server process — but
@@ -9,12 +12,19 @@ serves no MCP transport.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.table import Table
 
+from .engine import Docket, ExecutionState, TaskNotFound
+from .engine.connection import CONNECTION_ERRORS
+from .engine.inspection import DocketSnapshot, purge, snapshot
 from .protocol import EXTENSION_ID
 
 
@@ -75,3 +85,113 @@ def worker(server: str, url: str | None, concurrency: int | None, ready: bool) -
             "a separate worker process needs a shared redis:// URL", param_hint="--url"
         )
     asyncio.run(run_worker(server, url, concurrency, ready))
+
+
+T = TypeVar("T")
+
+url_option = click.option(
+    "--url", envvar="MCP_TASKS_URL", default="memory://", show_default=True, help="Docket URL."
+)
+name_option = click.option(
+    "--name", envvar="MCP_TASKS_NAME", default="mcp-tasks", show_default=True, help="Docket name."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _with_docket(url: str, name: str, action: Callable[[Docket], Awaitable[T]]) -> T:
+    async def run() -> T:
+        try:
+            async with Docket(name=name, url=url) as docket:
+                return await action(docket)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        except CONNECTION_ERRORS as exc:
+            raise click.ClickException(f"cannot reach {url}: {exc}") from None
+
+    return asyncio.run(run())
+
+
+@main.command()
+@url_option
+@name_option
+@json_option
+def status(url: str, name: str, as_json: bool) -> None:
+    """Queue depth, scheduled and running tasks, workers, and tasks per tool."""
+    snap = _with_docket(url, name, snapshot)
+    if as_json:
+        click.echo(snap.model_dump_json(indent=2))
+        return
+    _print_status(snap)
+
+
+def _print_status(snap: DocketSnapshot) -> None:
+    console = Console()
+    console.print(
+        f"[bold]{snap.name}[/] on {snap.url}: [cyan]{snap.queued}[/] queued, "
+        f"[yellow]{snap.running}[/] running, [magenta]{snap.scheduled}[/] scheduled"
+    )
+    workers = Table("worker", "running", "idle", title="workers")
+    for worker in snap.workers:
+        workers.add_row(worker.name, str(worker.running), f"{worker.idle_ms / 1000:.1f}s")
+    console.print(workers)
+    tools = Table("tool / function", "queued", "running", "scheduled", title="active tasks")
+    for label, counts in snap.by_function.items():
+        tools.add_row(label, *(str(counts.get(s, 0)) for s in ("queued", "running", "scheduled")))
+    console.print(tools)
+
+
+@main.command()
+@click.argument("task_id")
+@url_option
+@name_option
+@json_option
+def get(task_id: str, url: str, name: str, as_json: bool) -> None:
+    """Show one task: status, attempt, worker, progress, result or error."""
+
+    async def read(docket: Docket) -> ExecutionState | None:
+        return await docket.get(task_id)
+
+    state = _with_docket(url, name, read)
+    if state is None:
+        raise click.ClickException(f"no task {task_id!r} (never created, or expired)")
+    if as_json:
+        click.echo(state.model_dump_json(indent=2))
+        return
+    table = Table(show_header=False, title=f"task {task_id}")
+    for field, value in state.model_dump(mode="json").items():
+        if value not in (None, {}, ""):
+            table.add_row(
+                field, json.dumps(value) if isinstance(value, dict | list) else str(value)
+            )
+    Console().print(table)
+
+
+@main.command()
+@click.argument("task_id")
+@url_option
+@name_option
+def cancel(task_id: str, url: str, name: str) -> None:
+    """Cancel a task: scheduled or queued never runs; a running one is stopped."""
+
+    async def stop(docket: Docket) -> bool:
+        try:
+            return await docket.cancel(task_id)
+        except TaskNotFound:
+            raise click.ClickException(f"no task {task_id!r}") from None
+
+    if _with_docket(url, name, stop):
+        click.echo(f"cancelled {task_id}")
+    else:
+        click.echo(f"{task_id} had already finished")
+
+
+@main.command("purge")
+@url_option
+@name_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_command(url: str, name: str, yes: bool) -> None:
+    """Delete every task, result and schedule of the docket."""
+    if not yes:
+        click.confirm(f"Delete everything in docket {name!r} at {url}?", abort=True)
+    deleted = _with_docket(url, name, purge)
+    click.echo(f"deleted {deleted} keys")

@@ -48,6 +48,12 @@ class Keys:
         return f"mcp-tasks:{{{self.name}}}"
 
     @property
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this docket (braces escaped for globbing)."""
+        escaped = self.prefix.replace("{", r"\{").replace("}", r"\}")
+        return f"{escaped}:*"
+
+    @property
     def stream(self) -> str:
         """Due tasks, read by workers through the consumer group :data:`GROUP`."""
         return f"{self.prefix}:stream"
