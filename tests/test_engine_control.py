@@ -250,3 +250,66 @@ async def subscribers(docket: Docket) -> int:
         await node_client.aclose()
         total += int(count)
     return total
+
+
+async def _claim_as_dead_worker(docket: Docket, key: str, attempt: int) -> None:
+    """Make ``key`` look like a task whose worker started it and then died."""
+    claimed = await docket.client.xreadgroup(
+        GROUP, "dead-worker", {docket.keys.stream: ">"}, count=10
+    )
+    assert claimed and claimed[0][1]
+    await docket.client.hset(
+        docket.keys.run(key),
+        mapping={"status": "running", "worker": "dead-worker", "attempt": attempt},
+    )
+
+
+async def test_a_reclaimed_task_waiting_for_a_slot_is_not_lost(docket: Docket) -> None:
+    ran: list[str] = []
+
+    async def job(name: str) -> None:
+        ran.append(name)
+
+    docket.register(job, concurrency=ConcurrencyLimit(1))
+    orphan = await docket.add(job)("orphan")
+    await _claim_as_dead_worker(docket, orphan.key, attempt=1)
+    # Someone else holds the only slot when the orphan is reclaimed: it must wait, not vanish.
+    await docket.client.zadd(docket.keys.limit(docket.function(job).name), {"holder": 2**50})
+    survivor = Worker(docket, redelivery_timeout=0.2)
+    async with running(survivor):
+        async for state in docket.watch(orphan.key):
+            if state.status is Status.QUEUED:  # parked: queued again, waiting for the slot
+                break
+        await docket.client.zrem(docket.keys.limit(docket.function(job).name), "holder")
+        final = await docket.wait(orphan.key, timeout=10)
+    assert final.status is Status.COMPLETED and ran == ["orphan"]
+
+
+async def test_a_task_that_keeps_losing_its_worker_is_failed_not_rerun(docket: Docket) -> None:
+    ran: list[int] = []
+
+    async def crashy() -> None:
+        ran.append(1)
+
+    docket.register(crashy)
+    execution = await docket.add(crashy)()
+    await _claim_as_dead_worker(docket, execution.key, attempt=3)
+    async with running(Worker(docket, redelivery_timeout=0.2, max_deliveries=3)):
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.FAILED and ran == []
+    assert final.error is not None and final.error.type == "WorkerLost"
+
+
+async def test_workers_survive_a_purge(docket: Docket) -> None:
+    from mcp_tasks.engine.inspection import purge
+
+    async def job() -> str:
+        return "after the purge"
+
+    docket.register(job)
+    async with running(Worker(docket)):
+        await docket.wait((await docket.add(job)()).key, timeout=10)
+        await purge(docket)
+        after = await docket.add(job)()
+        final = await docket.wait(after.key, timeout=15)
+    assert final.result == "after the purge"

@@ -23,7 +23,6 @@ class TaskContext:
     attempt: int
     function: str
     cancel_requested: bool = field(default=False)
-    _asked: int = field(default=0)
 
     async def report_progress(
         self, current: float, total: float | None = None, message: str | None = None
@@ -35,11 +34,10 @@ class TaskContext:
         """Ask whoever follows this task a question (any JSON) and wait for the answer.
 
         The question shows in the task's state until :meth:`Docket.answer` answers it, from
-        any process. Question ids are unique for the task's life (attempt and a counter).
+        any process. Question ids are unique for the task's life (the attempt, then a
+        counter kept on the task), and questions of an earlier attempt are not shown.
         """
-        self._asked += 1
-        question_id = f"{self.attempt}-{self._asked}"
-        return await self.docket.ask(self.key, question_id, question)
+        return await self.docket.ask(self.key, self.attempt, question)
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("mcp_tasks_current_task", default=None)

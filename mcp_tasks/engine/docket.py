@@ -348,9 +348,10 @@ class Docket:
 
     # -- questions and answers -----------------------------------------------------------
 
-    async def ask(self, key: str, question_id: str, question: Any) -> Any:
+    async def ask(self, key: str, attempt: int, question: Any) -> Any:
         """Store a running task's question, publish it, and wait for its answer (push)."""
         run = self.keys.run(key)
+        question_id = f"{attempt}-{await self.client.hincrby(run, 'asked', 1)}"
         async with self.hub.subscription(key) as events:
             asked = pydantic_core.to_json(question)
             await self._update(key, "asking", question_id, **{f"ask:{question_id}": asked})
@@ -429,7 +430,7 @@ def _ttl_ms(ttl: timedelta | float | None) -> str:
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
     if seconds <= 0:
         raise ValueError(f"ttl must be positive (got {seconds}s)")
-    return str(int(seconds * 1000))
+    return str(round(seconds * 1000))
 
 
 def _encode_meta(meta: dict[str, Any] | None) -> str:

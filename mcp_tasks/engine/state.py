@@ -102,7 +102,9 @@ class ExecutionState(BaseModel):
             questions={
                 name[4:]: pydantic_core.from_json(value)
                 for name, value in f.items()
-                if name.startswith("ask:") and f"answer:{name[4:]}" not in f
+                if name.startswith("ask:")
+                and f"answer:{name[4:]}" not in f
+                and name[4:].split("-", 1)[0] == f.get("attempt", b"").decode()
             }
             if status is Status.RUNNING
             else {},

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -88,6 +88,7 @@ class Worker:
         redelivery_timeout: timedelta | float = timedelta(seconds=30),
         shutdown_grace: timedelta | float = timedelta(seconds=10),
         schedule_perpetual: bool = True,
+        max_deliveries: int = 10,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -99,6 +100,8 @@ class Worker:
             raise ValueError("redelivery_timeout must be at least 100 ms")
         self.shutdown_grace = _seconds(shutdown_grace)
         self.schedule_perpetual = schedule_perpetual
+        self.max_deliveries = max_deliveries
+        """A task handed out this many times whose workers all died is failed, not re-run."""
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
         self._schedule_changed = asyncio.Event()
@@ -212,13 +215,8 @@ class Worker:
                     elif self._until_finished and await self._finished():
                         return
                     self._recovered()
-                except CONNECTION_ERRORS as exc:
-                    await self._backoff(exc)
-                except ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
-                        raise
-                    log.warning("the consumer group is gone (Redis restarted?); recreating it")
-                    await self.docket.ensure_group()
+                except Exception as exc:
+                    await self._trouble(exc)
         except asyncio.CancelledError:
             self._claimer = None
             if not self._stopping:
@@ -287,6 +285,7 @@ class Worker:
         now = now_ms()
         script_keys = [keys.stream, keys.events, keys.limits]
         args: list[Any] = [GROUP, self.name, now, now + self.redelivery_ms, docket.result_ttl_ms]
+        args.append(self.max_deliveries)
         candidates: list[_Run] = []
         for sid_raw, fields in entries:
             if not fields:  # deleted while pending: nothing to run
@@ -385,8 +384,8 @@ class Worker:
                 batch = self._outcomes[:MAX_BATCH]
                 try:
                     await self._finish(batch)
-                except CONNECTION_ERRORS as exc:
-                    await self._backoff(exc)
+                except Exception as exc:  # keep the batch and try again: never lose outcomes
+                    await self._trouble(exc)
                     continue
                 del self._outcomes[: len(batch)]
                 self._recovered()
@@ -395,8 +394,18 @@ class Worker:
                     self.completed += 1
                 self._slot_freed.set()
 
-    async def _drain_outcomes(self) -> None:
+    async def _drain_outcomes(self, deadline: float = 30.0) -> None:
+        """Wait until every outcome is written; past ``deadline`` seconds (Redis down for
+        good) leave the rest to redelivery rather than hang the shutdown."""
+        give_up = time.monotonic() + deadline
         while self._outcomes or any(r.task and not r.task.done() for r in self._runs.values()):
+            if time.monotonic() > give_up:
+                log.warning(
+                    "worker %s: %d outcome(s) not recorded; their tasks will be redelivered",
+                    self.name,
+                    len(self._outcomes),
+                )
+                return
             self._outcome_ready.set()
             await asyncio.sleep(0.005)
 
@@ -416,20 +425,51 @@ class Worker:
         await self.docket.scripts.run("finish", script_keys, args)
         if any(item.outcome in ("retry", "again") for item in batch):
             self._schedule_changed.set()
+        if any(item.run.limit or item.outcome == "requeue" for item in batch):
+            self._wake_memory_workers()  # it may have put tasks back on the stream
+
+    def _wake_memory_workers(self) -> None:
+        """On Redis an XADD wakes blocked readers; fakeredis needs the in-process signal."""
+        memory = self.docket.backend.memory
+        if memory is not None:
+            memory.signal.notify()
 
     # -- events --------------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
         if event.status == "cancelling":
-            run = self._runs.get(event.key)
-            if run is not None and run.task is not None and not run.task.done():
-                run.cancelled_by_user = True
-                if run.context is not None:
-                    run.context.cancel_requested = True
-                self._cancellers.add(asyncio.create_task(cancel_and_wait(run.task)))
-                self._cancellers = {c for c in self._cancellers if not c.done()}
-        elif event.status == "scheduled" or event.status == RESYNC:
+            self._cancel_run(event.key)
+        elif event.status == "scheduled":
             self._schedule_changed.set()
+        elif event.status == RESYNC:
+            # Messages published while the subscription was down are lost: a cancellation
+            # among them would go unheard, so read the flags of the tasks held here.
+            self._schedule_changed.set()
+            self._spawn(self._recheck_cancellations())
+
+    def _cancel_run(self, key: str) -> None:
+        run = self._runs.get(key)
+        if run is not None and run.task is not None and not run.task.done():
+            run.cancelled_by_user = True
+            if run.context is not None:
+                run.context.cancel_requested = True
+            self._spawn(cancel_and_wait(run.task))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._cancellers = {c for c in self._cancellers if not c.done()}
+        self._cancellers.add(asyncio.create_task(coroutine))
+
+    async def _recheck_cancellations(self) -> None:
+        keys = list(self._runs)
+        if not keys:
+            return
+        async with self.docket.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(self.docket.keys.run(key), "cancel")
+            flags = await pipe.execute()
+        for key, flag in zip(keys, flags, strict=True):
+            if flag == b"1":
+                self._cancel_run(key)
 
     # -- scheduled tasks -----------------------------------------------------------------
 
@@ -444,8 +484,8 @@ class Worker:
                     [keys.scheduled, keys.stream, keys.events],
                     [now_ms(), MAX_BATCH, keys.prefix],
                 )
-            except CONNECTION_ERRORS as exc:
-                await self._backoff(exc)
+            except Exception as exc:
+                await self._trouble(exc)
                 continue
             if moved and memory is not None:
                 memory.signal.notify()
@@ -473,9 +513,11 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.docket.scripts.run(
+                woken = await self.docket.scripts.run(
                     "sweep", [keys.limits, keys.stream, keys.events], [now_ms(), keys.prefix]
                 )
+                if woken:
+                    self._wake_memory_workers()
                 free = self.concurrency - len(self._runs)
                 if free <= 0 or self._stopping:
                     continue
@@ -486,8 +528,8 @@ class Worker:
                 if entries:
                     log.info("reclaimed %d task(s) from unresponsive workers", len(entries))
                     await self._start(entries)
-            except CONNECTION_ERRORS as exc:
-                await self._backoff(exc)
+            except Exception as exc:
+                await self._trouble(exc)
 
     async def _renew_loop(self) -> None:
         """Keep the leases of long-running tasks fresh so they are not redelivered."""
@@ -506,8 +548,8 @@ class Worker:
                         if run.limit:
                             pipe.zadd(keys.limit(run.limit[0]), {run.key: lease}, xx=True)
                     await pipe.execute()
-            except CONNECTION_ERRORS as exc:
-                await self._backoff(exc)
+            except Exception as exc:
+                await self._trouble(exc)
 
     # -- connection trouble --------------------------------------------------------------
 
@@ -518,6 +560,24 @@ class Worker:
             log.warning("worker %s: Redis unreachable (%s); retrying", self.name, exc)
         await asyncio.sleep(self._outage_delay)
         self._outage_delay = min(self._outage_delay * 2, 2.0)
+
+    async def _trouble(self, exc: BaseException) -> None:
+        """Whatever goes wrong talking to Redis, a worker loop keeps going."""
+        if isinstance(exc, CONNECTION_ERRORS):
+            await self._backoff(exc)
+            return
+        text = str(exc)
+        if isinstance(exc, ResponseError) and ("NOGROUP" in text or "UNBLOCKED" in text):
+            log.warning(
+                "worker %s: the stream or its group is gone (purged, or Redis lost its data);"
+                " recreating it",
+                self.name,
+            )
+            with contextlib.suppress(Exception):
+                await self.docket.ensure_group()
+            return
+        log.error("worker %s: unexpected error (%s); retrying", self.name, exc, exc_info=exc)
+        await asyncio.sleep(1.0)
 
     def _recovered(self) -> None:
         if self._outage:

@@ -128,11 +128,12 @@ class Tasks(ServerExtension):
 
     async def start(self) -> None:
         """Open the docket (and start the in-process worker); nested starts share it."""
-        self._users += 1
         if self._docket is not None:
+            self._users += 1
             return
         docket = Docket(name=self.docket_name, url=self.url)
         await docket.open()
+        self._users += 1
         server = self.server
 
         async def run_tool(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +277,13 @@ class Tasks(ServerExtension):
             return
         token = (ctx.meta or {}).get("progress_token")
         relay = push.spawn(self._relays, push.relay_legacy(self, task_id, connection, token))
-        connection.exit_stack.callback(relay.cancel)
+        # The relays of one connection end with it: one clean-up per connection, not per task.
+        relays: set[asyncio.Task[None]] | None = connection.state.get("mcp_tasks_relays")
+        if relays is None:
+            relays = connection.state["mcp_tasks_relays"] = set()
+            connection.exit_stack.callback(_cancel_all, relays)
+        relays.add(relay)
+        relay.add_done_callback(relays.discard)
 
     def methods(self) -> Sequence[MethodBinding]:
         legacy_only = frozenset({LEGACY_VERSION})
@@ -436,3 +443,8 @@ async def legacy_elicit(
     except MCPError:
         return {"action": "cancel"}
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def _cancel_all(tasks: set[asyncio.Task[None]]) -> None:
+    for task in list(tasks):
+        task.cancel()

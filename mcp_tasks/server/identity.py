@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
 from fastmcp.server.dependencies import get_access_token
+from mcp.server.auth.provider import principal_components
 from mcp.server.context import ServerRequestContext
 
 
@@ -31,8 +33,8 @@ def owner_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:
     """
     token = get_access_token()
     if token is not None:
-        subject = (token.claims or {}).get("sub", "")
-        return f"principal:{token.client_id}|{subject}"
+        # The SDK's own notion of a principal: (client id, issuer, subject).
+        return "principal:" + json.dumps(principal_components(token))
     if ctx is not None:
         connection = getattr(ctx.session, "_connection", None)
         session_id = getattr(connection, "session_id", None)

@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 
 from ..engine import ExecutionState, TaskNotFound
-from ..protocol import legacy, modern
+from ..protocol import LEGACY_VERSION, legacy, modern
 from ..protocol.view import TaskView
 
 if TYPE_CHECKING:
@@ -69,6 +69,11 @@ async def listen(
     params: mcp_types.SubscriptionsListenRequestParams,
 ) -> mcp_types.SubscriptionsListenResult:
     """``subscriptions/listen`` for task ids (2026-07-28)."""
+    if ctx.protocol_version == LEGACY_VERSION:
+        raise MCPError(
+            code=mcp_types.METHOD_NOT_FOUND,
+            message="subscriptions/listen is not a method of protocol 2025-11-25",
+        )
     filter_extra = params.notifications.model_extra or {}
     requested = filter_extra.get("taskIds")
     if not isinstance(requested, list) or not all(isinstance(t, str) for t in requested):

@@ -26,7 +26,9 @@ for i = 1, (#KEYS - 3) / 2 do
     end
     if index_ttl ~= '' then
       redis.call('ZADD', index, now, key)
-      redis.call('PEXPIRE', index, index_ttl)
+      if redis.call('PTTL', index) < tonumber(index_ttl) then
+        redis.call('PEXPIRE', index, index_ttl)  -- only ever longer: it lists long tasks too
+      end
     end
     if when > now then
       redis.call('ZADD', scheduled, when, key)

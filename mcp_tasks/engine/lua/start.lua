@@ -1,14 +1,16 @@
 -- Start a batch of claimed stream entries. KEYS: stream, events, limits, then per task:
 -- run hash, limit zset, waiting list (the run hash twice when the task has no limit).
--- ARGV: group, worker, now_ms, slot lease expiry ms, result ttl ms, then per task:
+-- ARGV: group, worker, now_ms, slot lease expiry ms, result ttl ms, max deliveries, then
+-- per task:
 -- stream id, key, limit maximum (0 = none), limit name.
 -- Returns per task {verdict, attempt, when, ttl}: verdict run|stale|cancelled|parked.
 local stream, events, limits = KEYS[1], KEYS[2], KEYS[3]
 local group, worker, now, lease, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local max_deliveries = tonumber(ARGV[6])
 local out, notes, acks = {}, {}, {}
 for i = 1, (#KEYS - 3) / 3 do
   local run, limit, waiting = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
-  local a = 5 + (i - 1) * 4
+  local a = 6 + (i - 1) * 4
   local sid, key, max, lname = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4]
   local f = redis.call('HMGET', run, 'status', 'sid', 'cancel', 'attempt', 'when', 'ttl')
   local status = f[1]
@@ -25,12 +27,22 @@ for i = 1, (#KEYS - 3) / 3 do
     verdict = 'cancelled'
   elseif status ~= 'queued' and status ~= 'running' then
     verdict = 'stale'
+  elseif status == 'running' and (tonumber(f[4]) or 0) >= max_deliveries then
+    -- Its workers keep dying on it (a crash, an OOM kill): stop handing it out.
+    redis.call('HSET', run, 'status', 'failed', 'finished', now, 'updated', now, 'error',
+      cjson.encode({type = 'WorkerLost', message = 'the task\'s worker was lost ' ..
+        f[4] .. ' times; it is not run again'}))
+    redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
+    note(notes, 'failed', '', key)
+    verdict = 'lost'
   elseif max > 0 then
     redis.call('ZREMRANGEBYSCORE', limit, '-inf', now)
     if not redis.call('ZSCORE', limit, key) and redis.call('ZCARD', limit) >= max then
       redis.call('RPUSH', waiting, key)
-      redis.call('HSET', run, 'parked', lname)
+      -- Parked tasks are 'queued' (a reclaimed one was still 'running'), or unpark skips them.
+      redis.call('HSET', run, 'parked', lname, 'status', 'queued', 'worker', '')
       redis.call('HSET', limits, lname, max)
+      note(notes, 'queued', 'parked', key)
       verdict = 'parked'
     else
       redis.call('ZADD', limit, lease, key)
