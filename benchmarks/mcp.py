@@ -17,7 +17,9 @@ Clients. "polling client" is fastmcp-tasks' own client half, the same code for b
 peer has no push) sends the opted-in ``tools/call`` raw, then ``subscriptions/listen`` with
 ``notifications.taskIds = [id]``; the listen ends once the task has ended, and the result is
 taken from the final ``notifications/tasks`` (a ``tasks/get`` only if that notification has
-not arrived; such fallbacks are counted and reported).
+not arrived; such fallbacks are counted and reported). For reference, a second table shows
+the same tool called without the tasks opt-in (it runs inline: no task, one round trip), the
+floor any task call on the same fastmcp stack stands on.
 
 Method. Every (transport, backend, server) cell runs in a fresh child process (this file with
 ``--child``), so one server's state never slows another's, and importing ``fastmcp_tasks``
@@ -73,7 +75,7 @@ RESULT_PREFIX = "@@result "
 TRANSPORTS = {"inproc": "in-process", "http": "HTTP"}
 BACKENDS = {"memory": "memory://", "redis": "Redis"}
 SYSTEMS = ("ours", "peer")
-CLIENTS = {"ours": ("poll", "push"), "peer": ("poll",)}
+CLIENTS = {"ours": ("poll", "push", "plain"), "peer": ("poll", "plain")}
 CALL_TIMEOUT = 60.0  # one call, create to result
 PUSH_GRACE = 1.0  # how long a finished listen waits for its final notification
 SERVER_START_TIMEOUT = 60.0
@@ -112,6 +114,7 @@ class CellResult:
 
     sequential_ms: dict[str, list[float | None]] = field(default_factory=dict)
     concurrent_rps: dict[str, list[float | None]] = field(default_factory=dict)
+    concurrent_failed: dict[str, list[int]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     first_errors: list[str] = field(default_factory=list)
     push_fallbacks: int = 0
@@ -263,6 +266,32 @@ async def modern(client: Client[Any], method: str, params: dict[str, Any]) -> di
     return result
 
 
+def plain_call(client: Client[Any]) -> Call:
+    """The reference: the same tool called without opting in to tasks, so it runs inline."""
+
+    async def call(n: int) -> None:
+        session = client.session
+        data: dict[str, Any] = {
+            "method": "tools/call",
+            "params": {"name": "noop", "arguments": {"n": n}},
+        }
+        options: dict[str, Any] = {}
+        session._stamp(data, options)
+        meta = data["params"]["_meta"]
+        key = "io.modelcontextprotocol/clientCapabilities"
+        capabilities = dict(meta.get(key) or {})
+        extensions = dict(capabilities.get("extensions") or {})
+        extensions.pop(EXTENSION_ID, None)  # fastmcp-tasks' client half adds it to every call
+        capabilities["extensions"] = extensions
+        meta[key] = capabilities
+        options["timeout"] = CALL_TIMEOUT
+        result = await session._dispatcher.send_raw_request("tools/call", data["params"], options)
+        if result.get("structuredContent") != {"result": n}:
+            raise AssertionError(f"noop({n}) answered {result!r}")
+
+    return call
+
+
 def polling_call(client: Client[Any]) -> Call:
     """fastmcp-tasks' client half: create, then ``task.result()`` polls tasks/get."""
     from fastmcp_tasks import call_tool_task
@@ -339,6 +368,7 @@ async def concurrent(
         cell.notes.append(f"{client}: {len(failed)} of {count} concurrent calls failed")
     if pending:
         cell.error(client, f"{len(pending)} of {count} concurrent calls still open after {limit}s")
+    cell.concurrent_failed.setdefault(client, []).append(len(failed) + len(pending))
     if failed or pending:
         return None
     return count / elapsed
@@ -353,7 +383,11 @@ async def measure(target: Any, system: str, sizes: Sizes) -> CellResult:
     async with Client(target, timeout=CALL_TIMEOUT, extensions=[recorder.extension()]) as client:
         if client.protocol_version != "2026-07-28":
             cell.notes.append(f"negotiated {client.protocol_version}, not 2026-07-28")
-        calls = {"poll": polling_call(client), "push": push_call(client, recorder, cell)}
+        calls = {
+            "poll": polling_call(client),
+            "push": push_call(client, recorder, cell),
+            "plain": plain_call(client),
+        }
         clients = CLIENTS[system]
         for name in clients:
             cell.sequential_ms[name] = []
@@ -481,20 +515,28 @@ def run_child(
     return cell
 
 
-def median(values: list[float | None]) -> float | None:
-    good = [v for v in values if v is not None]
+def median(values: list[float | None] | None) -> float | None:
+    good = [v for v in values or [] if v is not None]
     return statistics.median(good) if good else None
 
 
-def cell_text(values: list[float | None] | None, digits: int) -> str:
+def figure(cell: CellResult, client: str, metric: str, sizes: Sizes) -> str:
+    """One table cell: the median over the runs that worked, and what went wrong in the rest."""
+    values: list[float | None] | None = getattr(cell, metric).get(client)
     if not values:
         return MISSING
     middle = median(values)
+    failed_runs = sum(v is None for v in values)
+    if metric == "concurrent_rps" and failed_runs:
+        lost = sorted(cell.concurrent_failed.get(client, []))
+        calls = f"{lost[0]}-{lost[-1]}" if lost and lost[0] != lost[-1] else str(lost[0] or "?")
+        why = f"{calls} of {sizes.concurrent} calls failed or hung"
+    else:
+        why = "failed"
     if middle is None:
-        return "failed"
-    text = f"{middle:,.{digits}f}"
-    failed = sum(v is None for v in values)
-    return f"{text} ({failed} of {len(values)} runs failed)" if failed else text
+        return f"failed ({why} in every run)" if metric == "concurrent_rps" else "failed"
+    text = f"{middle:,.2f}" if metric == "sequential_ms" else f"{middle:,.0f}"
+    return f"{text} ({failed_runs} of {len(values)} runs failed: {why})" if failed_runs else text
 
 
 def ratio_text(ours: float | None, peer: float | None) -> str:
@@ -528,75 +570,78 @@ def report(
         "fastmcp-tasks (polling client)",
         "ratio ours ÷ peer (polling / push)",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    metrics = [
+        ("sequential_ms", f"sequential, ms/call ({sizes.sequential} calls)"),
+        ("concurrent_rps", f"concurrent, calls/s ({sizes.concurrent} calls)"),
+    ]
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    reference = [
+        "| scenario | plain call, mcp-tasks server | plain call, fastmcp-tasks server |",
+        "|---|---|---|",
+    ]
     checks: list[str] = []
     for transport in transports:
         for backend in backends:
             ours = results.get((transport, backend, "ours"), CellResult())
             peer = results.get((transport, backend, "peer"), CellResult())
             where = f"{TRANSPORTS[transport]}, {BACKENDS[backend]}"
-            metrics = [
-                (
-                    f"sequential, ms/call ({sizes.sequential} calls)",
-                    "sequential_ms",
-                    2,
-                ),
-                (
-                    f"concurrent, calls/s ({sizes.concurrent} calls)",
-                    "concurrent_rps",
-                    0,
-                ),
-            ]
-            for label, attribute, digits in metrics:
-                ours_values: dict[str, list[float | None]] = getattr(ours, attribute)
-                peer_values: dict[str, list[float | None]] = getattr(peer, attribute)
-                peer_median = median(peer_values.get("poll", []))
-                ratios = " / ".join(
-                    ratio_text(median(ours_values.get(c, [])), peer_median)
-                    for c in ("poll", "push")
-                )
+            for metric, label in metrics:
+                peer_median = median(getattr(peer, metric).get("poll"))
+                ratios = [
+                    ratio_text(median(getattr(ours, metric).get(client)), peer_median)
+                    for client in ("poll", "push")
+                ]
                 row = [
                     f"{where}: {label}",
-                    cell_text(ours_values.get("poll"), digits),
-                    cell_text(ours_values.get("push"), digits),
-                    cell_text(peer_values.get("poll"), digits),
-                    ratios,
+                    figure(ours, "poll", metric, sizes),
+                    figure(ours, "push", metric, sizes),
+                    figure(peer, "poll", metric, sizes),
+                    " / ".join(ratios),
                 ]
-                lines.append("| " + " | ".join(row) + " |")
-            push_ms = median(ours.sequential_ms.get("push", []))
-            poll_ms = median(ours.sequential_ms.get("poll", []))
+                table.append("| " + " | ".join(row) + " |")
+                row = [
+                    f"{where}: {label}",
+                    figure(ours, "plain", metric, sizes),
+                    figure(peer, "plain", metric, sizes),
+                ]
+                reference.append("| " + " | ".join(row) + " |")
+            push_ms = median(ours.sequential_ms.get("push"))
+            poll_ms = median(ours.sequential_ms.get("poll"))
             if push_ms is not None or poll_ms is not None:
                 checks.append(
-                    f"- {where}: sequential ≤ 5 ms: push {_ok(push_ms, 5, below=True)}, "
-                    f"polling {_ok(poll_ms, 5, below=True)}"
+                    f"- {where}: sequential ≤ 5 ms: push {_ok(push_ms)}, polling {_ok(poll_ms)}"
                 )
-            peer_rps = median(peer.concurrent_rps.get("poll", []))
-            if peer_rps:
-                best = [median(ours.concurrent_rps.get(c, [])) for c in ("poll", "push")]
+            peer_rps = median(peer.concurrent_rps.get("poll"))
+            best = [median(ours.concurrent_rps.get(c)) for c in ("poll", "push")]
+            if peer_rps and any(best):
                 factors = [f"{b / peer_rps:.1f}x" if b else MISSING for b in best]
-                ok = any(b is not None and b >= 5 * peer_rps for b in best)
+                met = any(b is not None and b >= 5 * peer_rps for b in best)
                 checks.append(
                     f"- {where}: concurrent ≥ 5x fastmcp-tasks: polling {factors[0]}, "
-                    f"push {factors[1]} → {'met' if ok else 'NOT met'}"
+                    f"push {factors[1]} → {'met' if met else 'NOT met'}"
                 )
+    in_flight = f"at most {sizes.limit} in flight" if sizes.limit else "all launched at once"
     print()
     print(
-        f"MCP no-op task round trips, median of {sizes.runs} run(s); concurrent calls "
-        + (f"at most {sizes.limit} in flight" if sizes.limit else "all launched at once")
-        + "."
+        f"MCP no-op task calls to completion, median of {sizes.runs} run(s); "
+        f"concurrent calls {in_flight}."
     )
     print()
-    print("\n".join(lines))
+    print("\n".join(table))
     print()
-    print(f"Versions: {versions()}; Redis {redis_version or 'not reachable'}.")
+    print("Reference, no task: the same tool called without the tasks opt-in (runs inline).")
+    print()
+    print("\n".join(reference))
+    print()
+    print(f"Versions: {versions()}; Redis server {redis_version or 'not reachable'}.")
     print(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}.")
     if checks:
         print()
         print("Targets (ours: ≤ 5 ms per sequential call; ≥ 5x the peer's concurrent calls/s):")
         print("\n".join(checks))
-    details = []
+    print()
+    print("Every run (ms/call sequential, calls/s concurrent; null: that run failed):")
     for (transport, backend, system), cell in results.items():
-        where = f"{TRANSPORTS[transport]}, {BACKENDS[backend]}, {system}"
         runs = {
             client: {
                 "ms": [None if v is None else round(v, 2) for v in cell.sequential_ms[client]],
@@ -604,24 +649,21 @@ def report(
             }
             for client in cell.sequential_ms
         }
-        details.append(f"- {where}: {json.dumps(runs)}")
+        print(f"- {TRANSPORTS[transport]}, {BACKENDS[backend]}, {system}: {json.dumps(runs)}")
         if cell.push_fallbacks:
-            details.append(f"  push: {cell.push_fallbacks} calls fell back to tasks/get")
+            print(f"  push: {cell.push_fallbacks} calls fell back to tasks/get")
         for note in cell.notes:
-            details.append(f"  note: {note.strip()[:600]}")
+            print(f"  note: {note.strip()[-600:]}")
         if cell.errors:
-            details.append(f"  errors: {json.dumps(cell.errors)}")
-            details.extend(f"    {error}" for error in cell.first_errors)
-    print()
-    print("Every run:")
-    print("\n".join(details))
+            print(f"  errors: {json.dumps(cell.errors)}")
+            for error in cell.first_errors:
+                print(f"    {error}")
 
 
-def _ok(value: float | None, target: float, *, below: bool) -> str:
+def _ok(value: float | None) -> str:
     if value is None:
         return MISSING
-    met = value <= target if below else value >= target
-    return f"{value:.2f} ms ({'met' if met else 'NOT met'})"
+    return f"{value:.2f} ms ({'met' if value <= 5 else 'NOT met'})"
 
 
 def parse() -> argparse.Namespace:
