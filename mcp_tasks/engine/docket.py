@@ -25,7 +25,7 @@ from .events import EventHub
 from .functions import ConcurrencyLimit, Perpetual, Retry, TaskCallable, TaskFunction
 from .keys import GROUP, Keys, check_docket_name, check_task_key
 from .scripts import Scripts
-from .state import TERMINAL, ExecutionState, Progress, Status, now_ms
+from .state import ExecutionState, Progress, Status, now_ms
 
 Call = tuple[Sequence[Any], dict[str, Any]]
 
@@ -439,4 +439,4 @@ def _encode_meta(meta: dict[str, Any] | None) -> str:
     return pydantic_core.to_json(meta).decode()
 
 
-__all__ = ["TERMINAL", "Docket", "Execution", "new_key"]
+__all__ = ["Docket", "Execution", "new_key"]

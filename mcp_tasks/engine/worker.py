@@ -116,8 +116,6 @@ class Worker:
         self._until_finished = False
         self._outage = False
         self._outage_delay = 0.05
-        self.completed = 0
-        """Tasks this worker has run to an outcome (any outcome); handy for tests and stats."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -227,7 +225,6 @@ class Worker:
             self._claimer = None
 
     async def _read(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        keys = self.docket.keys
         memory = self.docket.backend.memory
         if memory is not None:
             # fakeredis does not block: take the signal first, then look, then wait on it.
@@ -255,7 +252,6 @@ class Worker:
         assert self._reader is not None
         block = 100 if self._until_finished else IDLE_BLOCK_MS
         entries = await self._xreadgroup(self._reader, count, block)
-        del keys
         return entries
 
     async def _xreadgroup(
@@ -391,7 +387,6 @@ class Worker:
                 self._recovered()
                 for item in batch:
                     self._runs.pop(item.run.key, None)
-                    self.completed += 1
                 self._slot_freed.set()
 
     async def _drain_outcomes(self, deadline: float = 30.0) -> None:
