@@ -19,6 +19,7 @@ import pydantic_core
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from .codec import Codec
 from .connection import Backend, close_client, parse_url
 from .errors import TaskNotFound, UnknownFunction
 from .events import EventHub
@@ -38,7 +39,7 @@ class _Row:
     mode: str
     due: int
     function: str
-    call: str
+    call: bytes
     meta: str = ""
     ttl: str = ""
     index: str = ""
@@ -70,8 +71,12 @@ class Docket:
         *,
         result_ttl: timedelta | float = timedelta(hours=1),
         max_connections: int = 64,
+        codec: Codec | None = None,
     ) -> None:
         self.name = check_docket_name(name)
+        self.codec = codec if codec is not None else Codec.from_env()
+        """Seals arguments, results, errors and questions before they reach Redis (see
+        :mod:`.codec`); by default with the key in ``MCP_TASKS_ENCRYPTION_KEY``, if any."""
         self.backend: Backend = parse_url(url)
         self.url = url
         self.keys = Keys(self.name)
@@ -222,7 +227,7 @@ class Docket:
         mode = "replace" if replace else ("keep" if key is not None else "new")
 
         async def call(*args: Any, **kwargs: Any) -> Execution:
-            encoded = function.encode_call(args, kwargs)
+            encoded = self.codec.seal(function.encode_call(args, kwargs))
             task_key = key if key is not None else new_key()
             (result,) = await self._enqueue(
                 [_Row(task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "")]
@@ -255,7 +260,7 @@ class Docket:
                 args, kwargs = tuple(call[0]), call[1]
             else:
                 args, kwargs = tuple(call), {}
-            encoded = function.encode_call(args, kwargs)
+            encoded = self.codec.seal(function.encode_call(args, kwargs))
             rows.append(_Row(new_key(), "new", due, function.name, encoded, meta_json))
         results: list[Execution] = []
         for start in range(0, len(rows), 500):
@@ -291,7 +296,7 @@ class Docket:
         raw: dict[bytes, bytes] = await self.client.hgetall(self.keys.run(key))  # type: ignore[assignment]
         if not raw or b"status" not in raw:
             return None
-        return ExecutionState.from_hash(raw)
+        return ExecutionState.from_hash(raw, self.codec)
 
     async def wait(self, key: str, timeout: float | None = None) -> ExecutionState:  # noqa: ASYNC109
         """Wait until the task is terminal and return its final state. Push-based: it
@@ -353,13 +358,13 @@ class Docket:
         run = self.keys.run(key)
         question_id = f"{attempt}-{await self.client.hincrby(run, 'asked', 1)}"
         async with self.hub.subscription(key) as events:
-            asked = pydantic_core.to_json(question)
+            asked = self.codec.seal(pydantic_core.to_json(question))
             await self._update(key, "asking", question_id, **{f"ask:{question_id}": asked})
             while True:
                 raw = await self.client.hget(run, f"answer:{question_id}")
                 if raw is not None:
                     await self.client.hdel(run, f"ask:{question_id}", f"answer:{question_id}")
-                    return pydantic_core.from_json(raw)
+                    return pydantic_core.from_json(self.codec.open(raw))
                 await events.get()
 
     async def answer(self, key: str, answers: dict[str, Any]) -> int:
@@ -367,7 +372,7 @@ class Docket:
         Returns how many answers were taken."""
         args: list[Any] = [key]
         for question_id, value in answers.items():
-            args += [question_id, pydantic_core.to_json(value)]
+            args += [question_id, self.codec.seal(pydantic_core.to_json(value))]
         stored = await self.scripts.run("answer", [self.keys.run(key), self.keys.events], args)
         return int(stored)
 
@@ -396,7 +401,9 @@ class Docket:
             for key in page:
                 pipe.hgetall(self.keys.run(key.decode()))
             raws: list[dict[bytes, bytes]] = await pipe.execute()
-        states = [ExecutionState.from_hash(raw) for raw in raws if raw and b"status" in raw]
+        states = [
+            ExecutionState.from_hash(raw, self.codec) for raw in raws if raw and b"status" in raw
+        ]
         return states, (offset + limit if more else None)
 
     async def scheduled_keys(self, limit: int = 1000) -> list[str]:

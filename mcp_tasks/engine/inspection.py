@@ -85,7 +85,7 @@ async def _states(docket: Docket, task_keys: list[str]) -> list[ExecutionState]:
         for key in task_keys:
             pipe.hgetall(docket.keys.run(key))
         raws: list[dict[bytes, bytes]] = await pipe.execute()
-    return [ExecutionState.from_hash(raw) for raw in raws if raw and b"status" in raw]
+    return [ExecutionState.from_hash(raw, docket.codec) for raw in raws if raw and b"status" in raw]
 
 
 async def purge(docket: Docket) -> int:

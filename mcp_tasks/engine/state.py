@@ -13,6 +13,8 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict
 
+from .codec import PLAIN, Codec
+
 
 class Status(enum.StrEnum):
     SCHEDULED = "scheduled"
@@ -78,7 +80,9 @@ class ExecutionState(BaseModel):
         return self.status.terminal
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> ExecutionState:
+    def from_hash(cls, raw: dict[bytes, bytes], codec: Codec = PLAIN) -> ExecutionState:
+        """Parse a run hash; sealed payloads are opened with ``codec`` (a wrong or missing
+        key raises :class:`~.codec.CipherError`)."""
         f = {k.decode(): v for k, v in raw.items()}
         status = Status(f["status"].decode())
         return cls(
@@ -93,14 +97,14 @@ class ExecutionState(BaseModel):
             started_at=_time(f.get("started")),
             finished_at=_time(f.get("finished")) if status.terminal else None,
             progress=Progress.model_validate_json(f["progress"]) if "progress" in f else None,
-            result=pydantic_core.from_json(f["result"])
+            result=pydantic_core.from_json(codec.open(f["result"]))
             if status is Status.COMPLETED and "result" in f
             else None,
-            error=TaskError.model_validate_json(f["error"]) if f.get("error") else None,
+            error=TaskError.model_validate_json(codec.open(f["error"])) if f.get("error") else None,
             cancel_requested=f.get("cancel") == b"1",
             meta=pydantic_core.from_json(f["meta"]) if f.get("meta") else {},
             questions={
-                name[4:]: pydantic_core.from_json(value)
+                name[4:]: pydantic_core.from_json(codec.open(value))
                 for name, value in f.items()
                 if name.startswith("ask:")
                 and f"answer:{name[4:]}" not in f

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -61,13 +62,16 @@ class _Run:
     cancelled_by_user: bool = False
     handing_back: bool = False
     context: TaskContext | None = None
+    unreadable: Exception | None = None
+    """Why the stored call could not be decoded (e.g. sealed with another key): the run
+    fails with it instead of running with no arguments."""
 
 
 @dataclass(frozen=True)
 class _Outcome:
     run: _Run
     outcome: str
-    data: str = ""
+    data: str | bytes = ""
     when_ms: int = 0
 
 
@@ -290,12 +294,18 @@ class Worker:
             key = fields[b"key"].decode()
             fn_name = fields[b"fn"].decode()
             function = docket.functions.get(fn_name)
+            unreadable: Exception | None = None
             try:
-                call_args, call_kwargs = TaskFunction.decode_call(fields[b"call"])
-            except ValueError:
-                call_args, call_kwargs = [], {}
+                call_args, call_kwargs = TaskFunction.decode_call(
+                    docket.codec.open(fields[b"call"])
+                )
+            except ValueError as exc:
+                call_args, call_kwargs, unreadable = [], {}, exc
             limit = function.limit_for(call_args, call_kwargs) if function else None
+            if limit and docket.codec.encrypting:  # a limit's key names an argument's value
+                limit = (hashlib.sha256(limit[0].encode()).hexdigest(), limit[1])
             run = _Run(key, sid, function, fn_name, call_args, call_kwargs, 0, None, limit)
+            run.unreadable = unreadable
             candidates.append(run)
             run_key = keys.run(key)
             if limit:
@@ -328,12 +338,15 @@ class Worker:
                 raise LookupError(
                     f"function {run.fn_name!r} is not registered on worker {self.name}"
                 )
+            if run.unreadable is not None:
+                raise run.unreadable
             if function.timeout is not None:
                 with anyio.fail_after(function.timeout):
                     result = await function.invoke(run.args, run.kwargs)
             else:
                 result = await function.invoke(run.args, run.kwargs)
-            outcome = _Outcome(run, "completed", TaskFunction.encode_result(result))
+            sealed = self.docket.codec.seal(TaskFunction.encode_result(result))
+            outcome = _Outcome(run, "completed", sealed)
         except asyncio.CancelledError:
             outcome = _Outcome(run, "requeue") if run.handing_back else _Outcome(run, "cancelled")
         except Exception as exc:  # the task's own failure: recorded, never raised here
@@ -360,15 +373,17 @@ class Worker:
             message=str(exc) or type(exc).__name__,
             traceback="".join(traceback.format_exception(exc))[-4000:],
         ).model_dump_json()
+        error_data = self.docket.codec.seal(error)
         function = run.function
         if (
             function is not None
             and not isinstance(exc, SerializationError)
+            and run.unreadable is None
             and run.attempt < function.retry.attempts
         ):
             due = now_ms() + int(function.retry.delay_before(run.attempt) * 1000)
-            return _Outcome(run, "retry", error, due)
-        return _Outcome(run, "failed", error)
+            return _Outcome(run, "retry", error_data, due)
+        return _Outcome(run, "failed", error_data)
 
     # -- recording outcomes --------------------------------------------------------------
 
