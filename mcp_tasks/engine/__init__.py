@@ -5,8 +5,14 @@ It knows nothing of MCP. ``memory://`` runs the same code on an in-process faker
 
 from .context import TaskContext, current_task
 from .docket import Docket, Execution, new_key
-from .errors import DocketError, SerializationError, TaskNotFound, UnknownFunction
-from .functions import ConcurrencyLimit, Perpetual, Retry, TaskFunction
+from .errors import (
+    DocketError,
+    QuotaExceeded,
+    SerializationError,
+    TaskNotFound,
+    UnknownFunction,
+)
+from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskFunction
 from .state import ExecutionState, Progress, Status, TaskError
 from .worker import Worker
 
@@ -18,6 +24,8 @@ __all__ = [
     "ExecutionState",
     "Perpetual",
     "Progress",
+    "Quota",
+    "QuotaExceeded",
     "Retry",
     "SerializationError",
     "Status",

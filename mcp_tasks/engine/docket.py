@@ -21,9 +21,9 @@ from redis.exceptions import ResponseError
 
 from .codec import Codec
 from .connection import Backend, close_client, parse_url
-from .errors import TaskNotFound, UnknownFunction
+from .errors import QuotaExceeded, TaskNotFound, UnknownFunction
 from .events import EventHub
-from .functions import ConcurrencyLimit, Perpetual, Retry, TaskCallable, TaskFunction
+from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskCallable, TaskFunction
 from .keys import GROUP, Keys, check_docket_name, check_task_key
 from .scripts import Scripts
 from .state import ExecutionState, Progress, Status, now_ms
@@ -209,6 +209,7 @@ class Docket:
         meta: dict[str, Any] | None = None,
         ttl: timedelta | float | None = None,
         index: str | None = None,
+        quota: Quota | None = None,
     ) -> Callable[..., Awaitable[Execution]]:
         """``await docket.add(fn, ...)(*args, **kwargs)`` adds one task.
 
@@ -217,6 +218,7 @@ class Docket:
         task is never replaced). ``when`` (aware datetime) or ``delay`` defer it. ``ttl``
         keeps this task's final state that long instead of the docket's ``result_ttl``.
         ``index`` lists the task under that tag for :meth:`list_index` (e.g. its owner).
+        ``quota`` admits the task only within that quota, else raises :class:`QuotaExceeded`.
         """
         ttl_ms = _ttl_ms(ttl)
         function = self.function(fn)
@@ -229,9 +231,16 @@ class Docket:
         async def call(*args: Any, **kwargs: Any) -> Execution:
             encoded = self.codec.seal(function.encode_call(args, kwargs))
             task_key = key if key is not None else new_key()
-            (result,) = await self._enqueue(
-                [_Row(task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "")]
-            )
+            row = _Row(task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "")
+            if quota is None:
+                (result,) = await self._enqueue([row])
+                return result
+            await self._admit(quota, task_key)
+            try:
+                (result,) = await self._enqueue([row])
+            except BaseException:
+                await self.client.zrem(self.keys.quota(quota.tag), task_key)
+                raise
             return result
 
         return call
@@ -266,6 +275,27 @@ class Docket:
         for start in range(0, len(rows), 500):
             results.extend(await self._enqueue(rows[start : start + 500]))
         return results
+
+    async def _admit(self, quota: Quota, key: str) -> None:
+        window_ms = max(int(quota.window * 1000), 1)
+        verdict, wait_ms = await self.scripts.run(
+            "admit",
+            [self.keys.quota(quota.tag), self.keys.rate(quota.tag)],
+            [
+                key,
+                now_ms(),
+                quota.max_unfinished or "",
+                quota.max_per_window or "",
+                window_ms,
+                self.keys.prefix,
+                max(self.result_ttl_ms, 86_400_000),
+            ],
+        )
+        reason = bytes(verdict).decode()
+        if reason == "rate":
+            raise QuotaExceeded(quota.tag, reason, quota.max_per_window or 0, int(wait_ms) / 1000)
+        if reason == "unfinished":
+            raise QuotaExceeded(quota.tag, reason, quota.max_unfinished or 0, None)
 
     async def _enqueue(self, rows: list[_Row]) -> list[Execution]:
         now = now_ms()

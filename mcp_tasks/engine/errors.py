@@ -21,3 +21,21 @@ class TaskNotFound(DocketError, KeyError):
 
     def __str__(self) -> str:
         return f"no task with key {self.args[0]!r}" if self.args else "task not found"
+
+
+class QuotaExceeded(DocketError):
+    """A task was refused because its quota (:class:`~.functions.Quota`) is used up.
+
+    ``reason`` is ``"unfinished"`` (too many of the tag's tasks have not finished yet) or
+    ``"rate"`` (too many were added in the current window; ``retry_after`` says when the
+    window ends, in seconds).
+    """
+
+    def __init__(self, tag: str, reason: str, limit: int, retry_after: float | None) -> None:
+        self.tag, self.reason, self.limit, self.retry_after = tag, reason, limit, retry_after
+        if reason == "rate":
+            wait = f"; try again in {retry_after:.1f}s" if retry_after is not None else ""
+            text = f"at most {limit} tasks may be created per window{wait}"
+        else:
+            text = f"at most {limit} unfinished tasks are allowed at a time"
+        super().__init__(text)

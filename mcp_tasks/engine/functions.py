@@ -57,6 +57,26 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """Admission control for the tasks added under one ``tag`` (e.g. a caller's identity):
+    at most ``max_unfinished`` of them not yet finished, and at most ``max_per_window`` added
+    per ``window`` seconds. Checked atomically in Redis, so it holds across every process."""
+
+    tag: str
+    max_unfinished: int | None = None
+    max_per_window: int | None = None
+    window: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_unfinished", "max_per_window"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"Quota.{name} must be at least 1 (or None for no cap)")
+        if self.window <= 0:
+            raise ValueError("Quota.window must be positive")
+
+
+@dataclass(frozen=True)
 class ConcurrencyLimit:
     """At most ``max`` runs at once across all workers — of the function, or, when
     ``argument`` names a parameter, per distinct value of that argument."""

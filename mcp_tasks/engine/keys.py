@@ -92,3 +92,11 @@ class Keys:
     def waiting(self, limit: str) -> str:
         """List of task keys parked until a slot of ``limit`` frees up."""
         return f"{self.prefix}:waiting:{limit}"
+
+    def quota(self, tag: str) -> str:
+        """Sorted set of the unfinished tasks admitted under quota ``tag``, scored by ms."""
+        return f"{self.prefix}:quota:{tag}"
+
+    def rate(self, tag: str) -> str:
+        """Counter of tasks admitted under quota ``tag`` in its current rate window."""
+        return f"{self.prefix}:rate:{tag}"
