@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .engine import Docket, ExecutionState, TaskNotFound
+from .engine.codec import new_key as new_encryption_key
 from .engine.connection import CONNECTION_ERRORS
 from .engine.inspection import DocketSnapshot, purge, snapshot
 from .protocol import EXTENSION_ID
@@ -195,3 +196,9 @@ def purge_command(url: str, name: str, yes: bool) -> None:
         click.confirm(f"Delete everything in docket {name!r} at {url}?", abort=True)
     deleted = _with_docket(url, name, purge)
     click.echo(f"deleted {deleted} keys")
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new key for MCP_TASKS_ENCRYPTION_KEY (encryption of task data at rest)."""
+    click.echo(new_encryption_key())

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import mcp_types
+import pydantic_core
 from fastmcp.server.context import Context
 from fastmcp.server.dependencies import _is_client_tool_call
 from fastmcp.server.extensions import MethodBinding, ServerExtension
@@ -35,7 +36,8 @@ from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine import Docket, TaskNotFound, Worker
+from ..engine import Docket, Quota, QuotaExceeded, TaskNotFound, Worker
+from ..engine.codec import Codec
 from ..engine.worker import cancel_and_wait
 from ..protocol import (
     EXTENSION_ID,
@@ -51,6 +53,9 @@ from .identity import listing_of, owner_of
 from .runner import TOOL_FUNCTION, call_tool
 
 DEFAULT_URL_ENV = "MCP_TASKS_URL"
+LIMIT_REACHED = -32000
+"""JSON-RPC error for a task refused by a per-caller limit (an implementation-defined server
+error; neither task dialect defines one). ``data`` says which limit and when to retry."""
 LIST_PAGE = 50
 
 
@@ -94,6 +99,11 @@ class Tasks(ServerExtension):
         max_ttl: timedelta | float = timedelta(days=1),
         poll_interval: timedelta | float = timedelta(seconds=1),
         redelivery_timeout: timedelta | float = timedelta(seconds=30),
+        max_argument_bytes: int = 1_000_000,
+        max_result_bytes: int = 10_000_000,
+        max_unfinished_per_caller: int | None = None,
+        max_creations_per_minute: int | None = None,
+        encryption_key: str | None = None,
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
         self.docket_name = name or os.environ.get("MCP_TASKS_NAME") or "mcp-tasks"
@@ -105,6 +115,14 @@ class Tasks(ServerExtension):
         self.max_ttl_ms = int(_seconds(max_ttl) * 1000)
         self.poll_interval_ms = int(_seconds(poll_interval) * 1000)
         self.redelivery_timeout = redelivery_timeout
+        self.max_argument_bytes = max_argument_bytes
+        self.max_result_bytes = max_result_bytes
+        self.max_unfinished_per_caller = max_unfinished_per_caller
+        self.max_creations_per_minute = max_creations_per_minute
+        self.codec = Codec(encryption_key) if encryption_key else None
+        if min(max_argument_bytes, max_result_bytes) < 1:
+            raise ValueError("max_argument_bytes and max_result_bytes must be positive")
+        Quota("check", max_unfinished_per_caller, max_creations_per_minute)  # valid caps?
         if not 0 < self.default_ttl_ms <= self.max_ttl_ms:
             raise ValueError("default_ttl must be positive and at most max_ttl")
         self._docket: Docket | None = None
@@ -131,13 +149,13 @@ class Tasks(ServerExtension):
         if self._docket is not None:
             self._users += 1
             return
-        docket = Docket(name=self.docket_name, url=self.url)
+        docket = Docket(name=self.docket_name, url=self.url, codec=self.codec)
         await docket.open()
         self._users += 1
         server = self.server
 
         async def run_tool(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-            return await call_tool(server, tool, arguments)
+            return await call_tool(server, tool, arguments, max_result_bytes=self.max_result_bytes)
 
         docket.register(run_tool, name=TOOL_FUNCTION)
         self._docket = docket
@@ -195,12 +213,28 @@ class Tasks(ServerExtension):
     ) -> TaskView:
         """Put a tool call on the docket; when this returns, tasks/get finds the task."""
         poll_ms = poll_ms or self.poll_interval_ms
-        execution = await self.docket.add(
-            TOOL_FUNCTION,
-            ttl=ttl_ms / 1000,
-            index=listing,
-            meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": poll_ms},
-        )(tool, arguments)
+        size = len(pydantic_core.to_json(arguments))
+        if size > self.max_argument_bytes:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Task arguments are too large: {size} bytes "
+                f"(the maximum is {self.max_argument_bytes})",
+            )
+        try:
+            execution = await self.docket.add(
+                TOOL_FUNCTION,
+                ttl=ttl_ms / 1000,
+                index=listing,
+                meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": poll_ms},
+                quota=self.quota_for(owner or listing),
+            )(tool, arguments)
+        except QuotaExceeded as exc:
+            data: dict[str, Any] = {"reason": exc.reason, "limit": exc.limit}
+            if exc.retry_after is not None:
+                data["retryAfterSeconds"] = exc.retry_after
+            message = f"Task limit reached: {exc}"
+            raise MCPError(code=LIMIT_REACHED, message=message, data=data) from None
+
         now = execution.added_at  # exactly the createdAt tasks/get will report
         return TaskView(
             task_id=execution.key,
@@ -214,6 +248,18 @@ class Tasks(ServerExtension):
             error=None,
             owner=owner,
             tool=tool,
+        )
+
+    def quota_for(self, caller: str | None) -> Quota | None:
+        """The per-caller limits, if any are set: one quota per principal (or legacy
+        session/connection); callers with no identity at all share one."""
+        if self.max_unfinished_per_caller is None and self.max_creations_per_minute is None:
+            return None
+        return Quota(
+            caller or "anonymous",
+            max_unfinished=self.max_unfinished_per_caller,
+            max_per_window=self.max_creations_per_minute,
+            window=60.0,
         )
 
     def poll_ms_for(self, tool: Any) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import mcp_types
+import pydantic_core
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import FastMCPError
 from fastmcp.server.elicitation import (
@@ -66,9 +67,12 @@ class WorkerContext(Context):
         return CancelledElicitation()
 
 
-async def call_tool(server: FastMCP, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+async def call_tool(
+    server: FastMCP, name: str, arguments: dict[str, Any], *, max_result_bytes: int | None = None
+) -> dict[str, Any]:
     """Run one tool and answer its CallToolResult as a wire dict. A tool that raises gives an
-    ``isError`` result, exactly as the same call without a task would."""
+    ``isError`` result, exactly as the same call without a task would; so does a result
+    larger than ``max_result_bytes`` (JSON), which is not stored."""
     tool = await server.get_tool(name)
     if tool is None:
         return error_result(f"Unknown tool: {name}")
@@ -82,7 +86,15 @@ async def call_tool(server: FastMCP, name: str, arguments: dict[str, Any]) -> di
             if getattr(server, "_mask_error_details", False):
                 return error_result(f"Error calling tool {name!r}")
             return error_result(f"Error calling tool {name!r}: {exc}")
-    return to_wire(result)
+    wire = to_wire(result)
+    if max_result_bytes is not None:
+        size = len(pydantic_core.to_json(wire))
+        if size > max_result_bytes:
+            return error_result(
+                f"The result of tool {name!r} is too large: {size} bytes "
+                f"(the maximum is {max_result_bytes})"
+            )
+    return wire
 
 
 def to_wire(result: ToolResult) -> dict[str, Any]:
