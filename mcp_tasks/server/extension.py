@@ -50,7 +50,7 @@ from ..protocol import (
 from ..protocol.view import TaskView
 from . import legacy_middleware, push
 from .identity import listing_of, owner_of
-from .runner import TOOL_FUNCTION, call_tool
+from .runner import TOOL_FUNCTION, call_tool, caller_snapshot
 
 DEFAULT_URL_ENV = "MCP_TASKS_URL"
 LIMIT_REACHED = -32000
@@ -154,8 +154,12 @@ class Tasks(ServerExtension):
         self._users += 1
         server = self.server
 
-        async def run_tool(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-            return await call_tool(server, tool, arguments, max_result_bytes=self.max_result_bytes)
+        async def run_tool(
+            tool: str, arguments: dict[str, Any], caller: dict[str, Any] | None = None
+        ) -> dict[str, Any]:
+            return await call_tool(
+                server, tool, arguments, caller, max_result_bytes=self.max_result_bytes
+            )
 
         docket.register(run_tool, name=TOOL_FUNCTION)
         self._docket = docket
@@ -227,7 +231,7 @@ class Tasks(ServerExtension):
                 index=listing,
                 meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": poll_ms},
                 quota=self.quota_for(owner or listing),
-            )(tool, arguments)
+            )(tool, arguments, caller_snapshot())
         except QuotaExceeded as exc:
             data: dict[str, Any] = {"reason": exc.reason, "limit": exc.limit}
             if exc.retry_after is not None:
@@ -273,8 +277,22 @@ class Tasks(ServerExtension):
     async def intercept_tool_call(
         self, params: Any, context: Context, call_next: Any
     ) -> ToolResult | BaseModel:
-        """2026-07-28: the server turns an opted-in call of a task tool into a task."""
+        """2026-07-28: the server turns an opted-in call of a task tool into a task.
+        2025-11-25: the legacy middleware noted the call's ``task``; create it here, after
+        fastmcp's middleware chain, and leave the answer to that middleware."""
         request = context.request_context
+        noted = legacy_middleware.pending_task.get()
+        if noted is not None and request is not None and noted.tool == params.name:
+            legacy_middleware.pending_task.set(None)  # a nested call is not this task
+            noted.view = await self.create(
+                params.name,
+                dict(params.arguments or {}),
+                ttl_ms=noted.ttl_ms,
+                owner=noted.owner,
+                listing=noted.listing,
+                poll_ms=noted.poll_ms,
+            )
+            return ToolResult(content=[])  # replaced by the nested CreateTaskResult
         if (
             request is None
             or request.protocol_version not in MODERN_PROTOCOL_VERSIONS

@@ -1,14 +1,20 @@
 """Protocol 2025-11-25 (SEP-1686) on the low-level server.
 
 fastmcp drops ``params.task`` before its interceptors run, and mcp's runner only accepts a
-``CallToolResult`` for ``tools/call`` at this version — but a low-level middleware that
-answers without calling on owns its result. So this middleware advertises
-``capabilities.tasks`` in ``initialize`` and turns a task-augmented ``tools/call`` into a
-task, answering the nested ``{"task": {...}}`` itself.
+``CallToolResult`` for ``tools/call`` at this version — but the low-level middleware chain
+owns the final result. So this middleware advertises ``capabilities.tasks`` in
+``initialize``, and for a task-augmented ``tools/call`` it notes the request's ``task`` in a
+context variable and calls on: the call goes through fastmcp's own middleware chain (its
+policies, rate limits, logging, argument rewriting apply exactly as to any call), and
+:meth:`Tasks.intercept_tool_call`, the last gate before the tool body, creates the task from
+the note instead of running the tool. The middleware then answers the nested
+``{"task": {...}}`` for it.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastmcp import FastMCP
@@ -17,12 +23,29 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 
 from ..protocol import LEGACY_VERSION, legacy
+from ..protocol.view import TaskView
 from .identity import listing_of, owner_of
 
 if TYPE_CHECKING:
     from .extension import Tasks
 
 _MARK = "_mcp_tasks_legacy_middleware"
+
+
+@dataclass
+class TaskRequest:
+    """A 2025-11-25 ``tools/call`` that asked to run as a task, on its way through fastmcp."""
+
+    tool: str
+    ttl_ms: int
+    poll_ms: int
+    owner: str | None
+    listing: str | None
+    view: TaskView | None = None
+    """Set by the interceptor once the task exists."""
+
+
+pending_task: ContextVar[TaskRequest | None] = ContextVar("mcp_tasks_pending", default=None)
 
 
 def install(server: FastMCP, tasks: Tasks) -> None:
@@ -61,16 +84,22 @@ def install(server: FastMCP, tasks: Tasks) -> None:
             arguments = params.get("arguments") or {}
             if not isinstance(arguments, dict):
                 raise MCPError(code=INVALID_PARAMS, message="params.arguments must be an object")
-            view = await tasks.create(
+            request = TaskRequest(
                 tool_name,
-                arguments,
                 ttl_ms=tasks.actual_ttl_ms(task.get("ttl")),
+                poll_ms=tasks.poll_ms_for(tool),
                 owner=owner_of(ctx),
                 listing=listing_of(ctx),
-                poll_ms=tasks.poll_ms_for(tool),
             )
-            tasks.follow_for_legacy_client(view.task_id, ctx)
-            return legacy.create_result(view)
+            marker = pending_task.set(request)
+            try:
+                answer = await call_next(ctx)
+            finally:
+                pending_task.reset(marker)
+            if request.view is None:
+                return answer  # fastmcp middleware answered the call itself: no task
+            tasks.follow_for_legacy_client(request.view.task_id, ctx)
+            return legacy.create_result(request.view)
         return await call_next(ctx)
 
     setattr(middleware, _MARK, True)

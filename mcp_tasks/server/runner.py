@@ -1,18 +1,29 @@
 """Runs a task's tool on a docket worker, in this process or any other that loaded the server.
 
-The docket stores only the tool's name and its arguments (JSON). The worker looks the tool up
-on its own copy of the server and runs it with a :class:`WorkerContext`, whose progress goes
-to the docket (and from there to every client watching, on any replica).
+The docket stores the tool's name, its arguments and who called it (JSON; sealed when
+encryption is on). The worker looks the tool up on its own copy of the server — as the caller,
+so ``auth=`` checks and ``get_access_token()`` see the caller's identity and scopes — and runs
+it with a :class:`WorkerContext`, whose progress goes to the docket (and from there to every
+client watching, on any replica).
+
+The caller's bearer token itself is never stored: only what was derived from it when the task
+was created (client id, scopes, subject, claims, expiry). Authorisation is decided at creation
+time, and the worker re-checks the tool's own ``auth=`` against that snapshot.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import mcp_types
 import pydantic_core
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import FastMCPError
+from fastmcp.server.auth import AccessToken
+from fastmcp.server.context import _current_transport
+from fastmcp.server.dependencies import get_access_token
 from fastmcp.server.elicitation import (
     CancelledElicitation,
     DeclinedElicitation,
@@ -20,12 +31,45 @@ from fastmcp.server.elicitation import (
     parse_elicit_response_type,
 )
 from fastmcp.tools.base import ToolResult
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from pydantic import ValidationError
 
 from ..engine import current_task
 
 TOOL_FUNCTION = "mcp-tasks:call-tool"
-"""The docket function every task runs: ``(tool name, arguments) -> CallToolResult``."""
+"""The docket function every task runs: ``(tool name, arguments, caller) -> CallToolResult``."""
+
+REDACTED = "(not stored)"
+"""What a restored access token holds in place of the bearer token, which is never stored."""
+
+
+def caller_snapshot() -> dict[str, Any]:
+    """Who is calling, as the worker needs it later: the transport (stdio is trusted by
+    fastmcp's component auth) and the access token's details, without the token itself."""
+    token = get_access_token()
+    return {
+        "transport": _current_transport.get(),
+        "token": token.model_dump(mode="json", exclude={"token"}) if token else None,
+    }
+
+
+@contextlib.contextmanager
+def acting_as(caller: dict[str, Any] | None) -> Iterator[None]:
+    """Run the block with the caller's transport and identity restored (fastmcp reads both
+    from context variables: ``_current_transport`` and the SDK's ``auth_context_var``)."""
+    if not caller:
+        yield
+        return
+    details = caller.get("token")
+    user = AuthenticatedUser(AccessToken(token=REDACTED, **details)) if details else None
+    transport = _current_transport.set(caller.get("transport"))
+    auth = auth_context_var.set(user)
+    try:
+        yield
+    finally:
+        auth_context_var.reset(auth)
+        _current_transport.reset(transport)
 
 
 class WorkerContext(Context):
@@ -68,12 +112,24 @@ class WorkerContext(Context):
 
 
 async def call_tool(
-    server: FastMCP, name: str, arguments: dict[str, Any], *, max_result_bytes: int | None = None
+    server: FastMCP,
+    name: str,
+    arguments: dict[str, Any],
+    caller: dict[str, Any] | None = None,
+    *,
+    max_result_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Run one tool and answer its CallToolResult as a wire dict. A tool that raises gives an
     ``isError`` result, exactly as the same call without a task would; so does a result
     larger than ``max_result_bytes`` (JSON), which is not stored."""
-    tool = await server.get_tool(name)
+    with acting_as(caller):
+        return await _call_as_caller(server, name, arguments, max_result_bytes)
+
+
+async def _call_as_caller(
+    server: FastMCP, name: str, arguments: dict[str, Any], max_result_bytes: int | None
+) -> dict[str, Any]:
+    tool = await server.get_tool(name)  # None as well when the caller may not use it
     if tool is None:
         return error_result(f"Unknown tool: {name}")
     async with WorkerContext(fastmcp=server):
