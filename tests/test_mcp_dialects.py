@@ -442,3 +442,30 @@ async def test_legacy_result_and_task_fields_match_a_plain_call(harness: Harness
         got = await legacy(client, "tasks/get", {"taskId": failed["task"]["taskId"]})
         assert got["status"] == "failed"
         assert got["statusMessage"] == plain_error["content"][0]["text"]
+
+
+async def test_a_fresh_task_polled_while_working_is_answered_when_it_changes(
+    url: str, docket_name: str
+) -> None:
+    """tasks/get on a task in its first second waits up to ``settle`` for a status change,
+    so a polling client's first poll of a quick task finds it done."""
+    patient = Harness(url, docket_name, settle=30)
+    impatient = Harness(url, docket_name + "-0", settle=0)
+    try:
+        async with Client(patient.mcp) as client, Client(impatient.mcp) as other:
+            created = await modern(client, "tools/call", {"name": "gated", "arguments": {}})
+            polled = asyncio.create_task(modern(client, "tasks/get", {"taskId": created["taskId"]}))
+            await asyncio.sleep(0)
+            assert not polled.done()
+            patient.release.set()
+            task = await asyncio.wait_for(polled, 10)
+            assert task["status"] == "completed"
+            assert task["result"]["structuredContent"] == {"result": "through"}
+            # With settle=0, a working task is answered as it stands.
+            created = await modern(other, "tools/call", {"name": "gated", "arguments": {}})
+            task = await modern(other, "tasks/get", {"taskId": created["taskId"]})
+            assert task["status"] == "working"
+            impatient.release.set()
+    finally:
+        await purge(url, docket_name)
+        await purge(url, docket_name + "-0")

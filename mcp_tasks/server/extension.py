@@ -19,9 +19,10 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import mcp_types
 import pydantic_core
 from fastmcp.server.context import Context
@@ -104,6 +105,7 @@ class Tasks(ServerExtension):
         max_unfinished_per_caller: int | None = None,
         max_creations_per_minute: int | None = None,
         encryption_key: str | None = None,
+        settle: timedelta | float = timedelta(milliseconds=20),
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
         self.docket_name = name or os.environ.get("MCP_TASKS_NAME") or "mcp-tasks"
@@ -120,6 +122,7 @@ class Tasks(ServerExtension):
         self.max_unfinished_per_caller = max_unfinished_per_caller
         self.max_creations_per_minute = max_creations_per_minute
         self.codec = Codec(encryption_key) if encryption_key else None
+        self.settle = max(_seconds(settle), 0.0)
         if min(max_argument_bytes, max_result_bytes) < 1:
             raise ValueError("max_argument_bytes and max_result_bytes must be positive")
         Quota("check", max_unfinished_per_caller, max_creations_per_minute)  # valid caps?
@@ -368,9 +371,27 @@ class Tasks(ServerExtension):
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
         view = await self.load(params.task_id, self._caller(ctx, params.task_id))
+        if view.status == "working" and self.settle > 0:
+            view = await self._settled(view)
         if ctx.protocol_version == LEGACY_VERSION:
             return legacy.task_fields(view)
         return modern.detailed(view).wire()
+
+    async def _settled(self, view: TaskView) -> TaskView:
+        """A task polled within its first second that is still working gets ``settle``
+        (20 ms by default) to change status before the answer goes out: most quick tasks end
+        in that time, so a polling client's first ``tasks/get`` already finds the result
+        instead of sleeping its poll interval. Pushed, not polled; older tasks are answered
+        at once."""
+        age = (datetime.now(UTC) - view.created_at).total_seconds()
+        if age > 1.0:
+            return view
+        with anyio.move_on_after(self.settle), contextlib.suppress(TaskNotFound):
+            async for state in self.docket.watch(view.task_id):
+                current = TaskView.of(state)
+                if current.status != "working":
+                    return current
+        return view
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> Any:
         view = await self.load(params.task_id, self._caller(ctx, params.task_id))
@@ -465,9 +486,10 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
         prefix, number = text.split(":", 1)
-        offset = int(number)
-        if prefix != "o" or offset < 0:
+        # Only what encode_cursor makes: plain ASCII digits, short enough for Redis (< 2**63).
+        if prefix != "o" or not (number.isascii() and number.isdigit()) or len(number) > 15:
             raise ValueError(text)
+        offset = int(number)
     except (ValueError, UnicodeError) as exc:
         raise MCPError(code=INVALID_PARAMS, message=f"Invalid cursor: {cursor!r}") from exc
     return offset
