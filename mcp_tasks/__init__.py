@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .server import Tasks
+    from .server.progress import Progress
 
 
 def __getattr__(name: str) -> Any:
@@ -17,7 +18,11 @@ def __getattr__(name: str) -> Any:
         from .server import Tasks
 
         return Tasks
+    if name == "Progress":
+        from .server.progress import Progress
+
+        return Progress
     raise AttributeError(name)
 
 
-__all__ = ["Tasks"]
+__all__ = ["Progress", "Tasks"]
