@@ -23,6 +23,14 @@ class TaskContext:
     attempt: int
     function: str
     cancel_requested: bool = field(default=False)
+    errored: bool = field(default=False)
+    """Set by :meth:`mark_errored`."""
+
+    def mark_errored(self) -> None:
+        """Say that the result this task returns reports an error (as MCP's ``isError``
+        results do): it is stored and the task completes as usual, but the docket's
+        statistics count the run as failed and its trace span is marked as an error."""
+        self.errored = True
 
     async def report_progress(
         self, current: float, total: float | None = None, message: str | None = None

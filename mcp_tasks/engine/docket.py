@@ -19,6 +19,7 @@ import pydantic_core
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from . import tracing
 from .codec import Codec
 from .connection import Backend, close_client, parse_url
 from .errors import QuotaExceeded, TaskNotFound, UnknownFunction
@@ -43,6 +44,7 @@ class _Row:
     meta: str = ""
     ttl: str = ""
     index: str = ""
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,13 @@ class Docket:
         result_ttl: timedelta | float = timedelta(hours=1),
         max_connections: int = 64,
         codec: Codec | None = None,
+        keep_recent: int = 1000,
     ) -> None:
         self.name = check_docket_name(name)
+        if keep_recent < 0:
+            raise ValueError("keep_recent may not be negative")
+        self.keep_recent = keep_recent
+        """How many of the latest task keys the docket lists for dashboards (0: none)."""
         self.codec = codec if codec is not None else Codec.from_env()
         """Seals arguments, results, errors and questions before they reach Redis (see
         :mod:`.codec`); by default with the key in ``MCP_TASKS_ENCRYPTION_KEY``, if any."""
@@ -210,6 +217,7 @@ class Docket:
         ttl: timedelta | float | None = None,
         index: str | None = None,
         quota: Quota | None = None,
+        label: str | None = None,
     ) -> Callable[..., Awaitable[Execution]]:
         """``await docket.add(fn, ...)(*args, **kwargs)`` adds one task.
 
@@ -219,9 +227,12 @@ class Docket:
         keeps this task's final state that long instead of the docket's ``result_ttl``.
         ``index`` lists the task under that tag for :meth:`list_index` (e.g. its owner).
         ``quota`` admits the task only within that quota, else raises :class:`QuotaExceeded`.
+        ``label`` is what the docket's statistics and traces count the task under (the
+        function's name by default; e.g. the tool a generic function runs).
         """
         ttl_ms = _ttl_ms(ttl)
         function = self.function(fn)
+        label = _label(label, function.name)
         due = _due_ms(when, delay)
         meta_json = _encode_meta(meta)
         if key is not None:
@@ -231,7 +242,9 @@ class Docket:
         async def call(*args: Any, **kwargs: Any) -> Execution:
             encoded = self.codec.seal(function.encode_call(args, kwargs))
             task_key = key if key is not None else new_key()
-            row = _Row(task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "")
+            row = _Row(
+                task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "", label
+            )
             if quota is None:
                 (result,) = await self._enqueue([row])
                 return result
@@ -252,10 +265,12 @@ class Docket:
         *,
         delay: timedelta | float | None = None,
         meta: dict[str, Any] | None = None,
+        label: str | None = None,
     ) -> list[Execution]:
         """Add many tasks of one function in one round trip. Each call is an argument tuple,
         or a pair ``(args, kwargs)`` when it is a tuple of a sequence and a dict."""
         function = self.function(fn)
+        label = _label(label, function.name)
         due = _due_ms(None, delay)
         meta_json = _encode_meta(meta)
         rows = []
@@ -270,7 +285,7 @@ class Docket:
             else:
                 args, kwargs = tuple(call), {}
             encoded = self.codec.seal(function.encode_call(args, kwargs))
-            rows.append(_Row(new_key(), "new", due, function.name, encoded, meta_json))
+            rows.append(_Row(new_key(), "new", due, function.name, encoded, meta_json, label=label))
         results: list[Execution] = []
         for start in range(0, len(rows), 500):
             results.extend(await self._enqueue(rows[start : start + 500]))
@@ -298,15 +313,26 @@ class Docket:
             raise QuotaExceeded(quota.tag, reason, quota.max_unfinished or 0, None)
 
     async def _enqueue(self, rows: list[_Row]) -> list[Execution]:
+        """Add rows of one function and label, in a span whose trace context they carry."""
+        first = rows[0]
+        keys = [row.key for row in rows]
+        with tracing.adding(self.name, first.label, first.function, keys) as carrier:
+            return await self._enqueue_rows(rows, carrier)
+
+    async def _enqueue_rows(
+        self, rows: list[_Row], carrier: dict[str, str] | None
+    ) -> list[Execution]:
         now = now_ms()
         keys = [self.keys.stream, self.keys.scheduled, self.keys.events]
-        args: list[Any] = [now]
+        keys += [self.keys.recent, self.keys.stats]
+        args: list[Any] = [now, self.keep_recent]
         for row in rows:
             run = self.keys.run(row.key)
             keys += [run, self.keys.index(row.index) if row.index else run]
             index_ttl = int(row.ttl or self.result_ttl_ms) + 60_000 if row.index else ""
-            args += [row.key, row.mode, max(row.due, 0), row.function, row.call, row.meta]
-            args += [row.ttl, index_ttl]
+            meta = _with_trace(row.meta, carrier) if carrier else row.meta
+            args += [row.key, row.mode, max(row.due, 0), row.function, row.call, meta]
+            args += [row.ttl, index_ttl, row.label or row.function]
         answers = await self.scripts.run("enqueue", keys, args)
         results = []
         queued = False
@@ -359,7 +385,13 @@ class Docket:
         cooperatively by its worker, wherever it runs. False if it had already finished."""
         answer = await self.scripts.run(
             "cancel",
-            [self.keys.run(key), self.keys.scheduled, self.keys.stream, self.keys.events],
+            [
+                self.keys.run(key),
+                self.keys.scheduled,
+                self.keys.stream,
+                self.keys.events,
+                self.keys.stats,
+            ],
             [key, now_ms(), self.result_ttl_ms],
         )
         verdict = bytes(answer).decode()
@@ -474,6 +506,19 @@ def _encode_meta(meta: dict[str, Any] | None) -> str:
     if not meta:
         return ""
     return pydantic_core.to_json(meta).decode()
+
+
+def _with_trace(meta_json: str, carrier: dict[str, str]) -> str:
+    """The task's metadata with the trace context of the span that adds it."""
+    meta = pydantic_core.from_json(meta_json) if meta_json else {}
+    return _encode_meta({**meta, tracing.META_KEY: carrier})
+
+
+def _label(label: str | None, function: str) -> str:
+    label = function if label is None else label
+    if not 0 < len(label) <= 200:
+        raise ValueError("a task label must be 1-200 characters")
+    return label
 
 
 __all__ = ["Docket", "Execution", "new_key"]

@@ -7,13 +7,14 @@ set directly; per-task details come from the task hashes, a bounded number of th
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from .docket import Docket
 from .keys import GROUP
-from .state import ExecutionState
+from .state import ExecutionState, Progress, Status, _time
 
 
 class WorkerInfo(BaseModel):
@@ -115,3 +116,91 @@ def _redact(url: str) -> str:
     credentials, host = rest.rsplit("@", 1)
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+class TaskSummary(BaseModel):
+    """What a dashboard may show of *any* caller's task: where it stands, never what it
+    carries — no arguments, result, error, questions or metadata (which names its owner)."""
+
+    key: str
+    label: str
+    status: Status
+    attempt: int
+    worker: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    when: datetime | None
+    progress: Progress | None
+    errored: bool
+    """Completed, with a result that reports an error (see ``TaskContext.mark_errored``)."""
+
+
+_SUMMARY_FIELDS = (
+    "status",
+    "label",
+    "fn",
+    "attempt",
+    "worker",
+    "created",
+    "updated",
+    "started",
+    "finished",
+    "when",
+    "progress",
+    "errored",
+)
+
+
+async def summaries(docket: Docket, task_keys: list[str]) -> list[TaskSummary]:
+    """The summaries of these tasks, in this order; expired or unknown ones are left out.
+    Only the fields a summary shows are read (HMGET), never the payloads."""
+    if not task_keys:
+        return []
+    async with docket.client.pipeline(transaction=False) as pipe:
+        for key in task_keys:
+            pipe.hmget(docket.keys.run(key), _SUMMARY_FIELDS)
+        rows: list[list[bytes | None]] = await pipe.execute()
+    found = []
+    now = datetime.now(UTC)
+    for key, row in zip(task_keys, rows, strict=True):
+        f = dict(zip(_SUMMARY_FIELDS, row, strict=True))
+        status = f["status"]
+        if status is None:
+            continue
+        state = Status(status.decode())
+        label = f["label"] or f["fn"] or b""
+        found.append(
+            TaskSummary(
+                key=key,
+                label=label.decode(),
+                status=state,
+                attempt=int(f["attempt"] or 0),
+                worker=(f["worker"] or b"").decode() or None,
+                created_at=_time(f["created"]) or _time(f["updated"]) or now,
+                updated_at=_time(f["updated"]) or now,
+                started_at=_time(f["started"]),
+                finished_at=_time(f["finished"]) if state.terminal else None,
+                when=_time(f["when"]),
+                progress=Progress.model_validate_json(f["progress"]) if f["progress"] else None,
+                errored=f["errored"] == b"1",
+            )
+        )
+    return found
+
+
+async def recent(docket: Docket, limit: int = 100) -> list[TaskSummary]:
+    """The latest ``limit`` tasks added to the docket, newest first (up to the docket's
+    ``keep_recent``), that have not expired yet."""
+    raw: list[bytes] = await docket.client.zrevrange(docket.keys.recent, 0, limit - 1)  # type: ignore[assignment]
+    return await summaries(docket, [k.decode() for k in raw])
+
+
+async def newer_than(docket: Docket, created_ms: int, limit: int = 100) -> list[str]:
+    """Keys of tasks added after ``created_ms`` (epoch ms), newest first: a cheap check for
+    new tasks, which publish no event of their own."""
+    raw: list[bytes] = await docket.client.zrevrangebyscore(  # type: ignore[assignment]
+        docket.keys.recent, "+inf", f"({created_ms}", start=0, num=limit
+    )
+    return [k.decode() for k in raw]

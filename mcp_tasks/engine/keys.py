@@ -100,3 +100,16 @@ class Keys:
     def rate(self, tag: str) -> str:
         """Counter of tasks admitted under quota ``tag`` in its current rate window."""
         return f"{self.prefix}:rate:{tag}"
+
+    @property
+    def recent(self) -> str:
+        """Sorted set of the latest task keys, scored by creation (ms): what a dashboard
+        lists. The enqueue script adds to it and trims it to the docket's ``keep_recent``."""
+        return f"{self.prefix}:recent"
+
+    @property
+    def stats(self) -> str:
+        """Hash of cumulative counters kept by the scripts: ``<counter>:<label>`` (created,
+        completed, failed, cancelled, retried, redelivered) and run-time histogram buckets
+        ``run:<bound ms|inf>:<label>`` with their sum ``run_ms:<label>``."""
+        return f"{self.prefix}:stats"

@@ -28,6 +28,7 @@ import anyio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from . import tracing
 from .connection import CONNECTION_ERRORS, close_client
 from .context import TaskContext, _current
 from .docket import Docket
@@ -65,6 +66,11 @@ class _Run:
     unreadable: Exception | None = None
     """Why the stored call could not be decoded (e.g. sealed with another key): the run
     fails with it instead of running with no arguments."""
+    label: str = ""
+    meta: bytes = b""
+    started_ms: int = 0
+    counter: str = ""
+    """The statistic the run's outcome counts towards (see finish.lua)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self._claimer: asyncio.Task[None] | None = None
         self._until_finished = False
+        self._reclaim_first = False
+        """Dead workers' tasks wait: the next freed slot takes them before any new task."""
         self._outage = False
         self._outage_delay = 0.05
 
@@ -211,6 +219,13 @@ class Worker:
                     await self._slot_freed.wait()
                     continue
                 try:
+                    if self._reclaim_first:
+                        wanted = min(free, MAX_BATCH)
+                        entries = await self._reclaim(wanted)
+                        self._reclaim_first = len(entries) >= wanted  # maybe more of them
+                        if entries:
+                            await self._start(entries)
+                            continue
                     entries = await self._read(min(free, MAX_BATCH))
                     if entries:
                         await self._start(entries)
@@ -283,7 +298,7 @@ class Worker:
         docket = self.docket
         keys = docket.keys
         now = now_ms()
-        script_keys = [keys.stream, keys.events, keys.limits]
+        script_keys = [keys.stream, keys.events, keys.limits, keys.stats]
         args: list[Any] = [GROUP, self.name, now, now + self.redelivery_ms, docket.result_ttl_ms]
         args.append(self.max_deliveries)
         candidates: list[_Run] = []
@@ -317,12 +332,15 @@ class Worker:
         if not candidates:
             return
         verdicts = await docket.scripts.run("start", script_keys, args)
-        for run, (verdict, attempt, when, ttl) in zip(candidates, verdicts, strict=True):
+        for run, (verdict, attempt, when, ttl, label, meta) in zip(
+            candidates, verdicts, strict=True
+        ):
             if verdict != b"run":
                 continue
             run.attempt = int(attempt)
             run.when_ms = int(when) if when else None
             run.ttl = ttl.decode()
+            run.label, run.meta, run.started_ms = label.decode() or run.fn_name, meta, now
             self._runs[run.key] = run
             run.task = asyncio.create_task(self._execute(run), name=f"mcp-tasks {run.key}")
 
@@ -333,6 +351,10 @@ class Worker:
         ctx = TaskContext(self.docket, run.key, run.attempt, run.fn_name)
         run.context = ctx
         token = _current.set(ctx)
+        span = tracing.start_run(
+            self.docket.name, run.label, run.fn_name, run.key, run.attempt, run.meta
+        )
+        failure: BaseException | None = None
         try:
             if function is None:
                 raise LookupError(
@@ -350,9 +372,15 @@ class Worker:
         except asyncio.CancelledError:
             outcome = _Outcome(run, "requeue") if run.handing_back else _Outcome(run, "cancelled")
         except Exception as exc:  # the task's own failure: recorded, never raised here
+            failure = exc
             outcome = self._failure(run, exc)
         finally:
             _current.reset(token)
+        run.counter = _COUNTERS.get(outcome.outcome, "")
+        if outcome.outcome == "completed" and ctx.errored:
+            run.counter = "failed"
+        span.end(outcome.outcome, failure, errored=ctx.errored)
+        span.detach()
         if (
             function is not None
             and function.perpetual
@@ -421,7 +449,7 @@ class Worker:
 
     async def _finish(self, batch: list[_Outcome]) -> None:
         keys = self.docket.keys
-        script_keys = [keys.stream, keys.events, keys.scheduled]
+        script_keys = [keys.stream, keys.events, keys.scheduled, keys.stats]
         args: list[Any] = [GROUP, now_ms(), self.docket.result_ttl_ms, keys.prefix]
         for item in batch:
             run = item.run
@@ -432,6 +460,8 @@ class Worker:
                 script_keys += [run_key, run_key, run_key]
             args += [run.sid, run.key, item.outcome, item.data, item.when_ms]
             args += [1 if run.limit else 0, run.ttl]
+            ran = item.outcome != "requeue"  # a hand-back is no finished run: no run time
+            args += [run.counter, run.label or run.fn_name, run.started_ms if ran else ""]
         await self.docket.scripts.run("finish", script_keys, args)
         if any(item.outcome in ("retry", "again") for item in batch):
             self._schedule_changed.set()
@@ -529,17 +559,33 @@ class Worker:
                 if woken:
                     self._wake_memory_workers()
                 free = self.concurrency - len(self._runs)
-                if free <= 0 or self._stopping:
+                if self._stopping:
                     continue
-                reply = await self.docket.client.xautoclaim(
-                    keys.stream, GROUP, self.name, self.redelivery_ms, "0-0", count=free
-                )
-                entries = [(sid, fields) for sid, fields in reply[1] if fields]
+                if free <= 0:
+                    # Every slot is busy, and a freed one would go to new work first: under a
+                    # steady load a dead worker's tasks would wait until the backlog is gone.
+                    # Note them instead, so that the claim loop takes them first.
+                    overdue = await self.docket.client.xpending_range(
+                        keys.stream, GROUP, min="-", max="+", count=1, idle=self.redelivery_ms
+                    )
+                    self._reclaim_first = bool(overdue)
+                    continue
+                entries = await self._reclaim(free)
                 if entries:
-                    log.info("reclaimed %d task(s) from unresponsive workers", len(entries))
                     await self._start(entries)
             except Exception as exc:
                 await self._trouble(exc)
+
+    async def _reclaim(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Take over up to ``count`` stream entries whose worker stopped renewing them."""
+        keys = self.docket.keys
+        reply = await self.docket.client.xautoclaim(
+            keys.stream, GROUP, self.name, self.redelivery_ms, "0-0", count=count
+        )
+        entries = [(sid, fields) for sid, fields in reply[1] if fields]
+        if entries:
+            log.info("reclaimed %d task(s) from unresponsive workers", len(entries))
+        return entries
 
     async def _renew_loop(self) -> None:
         """Keep the leases of long-running tasks fresh so they are not redelivered."""
@@ -616,6 +662,15 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         await asyncio.wait([task], timeout=0.05)
     if not task.cancelled() and task.exception() is not None:
         log.error("task %s ended with an error", task.get_name(), exc_info=task.exception())
+
+
+_COUNTERS = {
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "retry": "retried",
+}
+"""Which statistic a run's outcome counts towards; a hand-back counts towards none."""
 
 
 def _seconds(value: timedelta | float) -> float:

@@ -49,7 +49,7 @@ from ..protocol import (
     modern,
 )
 from ..protocol.view import TaskView
-from . import legacy_middleware, push
+from . import dashboard, legacy_middleware, metrics, push
 from .identity import listing_of, owner_of
 from .runner import TOOL_FUNCTION, call_tool, caller_snapshot
 
@@ -78,6 +78,17 @@ def _seconds(value: timedelta | float) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _switch(value: bool | None, env: str, default: bool = True) -> bool:
+    """An on/off option: the argument if given, else the environment variable (0, false,
+    no or off; anything else is on), else ``default``."""
+    if value is not None:
+        return value
+    setting = os.environ.get(env)
+    if setting is None:
+        return default
+    return setting.strip().lower() not in ("0", "false", "no", "off")
+
+
 class Tasks(ServerExtension):
     """Run ``task=True`` tools as tasks on a docket and serve both MCP task dialects.
 
@@ -85,6 +96,13 @@ class Tasks(ServerExtension):
     ``name`` (the docket's) to ``MCP_TASKS_NAME``, else ``mcp-tasks``. ``worker=False`` (or
     ``MCP_TASKS_WORKER=0``) makes an API-only replica whose tasks run elsewhere, e.g. in
     ``mcp-tasks worker server.py`` processes.
+
+    Over HTTP the server also serves ``/tasks/``, a live dashboard of the latest tasks of
+    every caller (``dashboard=False`` or ``MCP_TASKS_DASHBOARD=0`` to switch it off; it has
+    no authentication of its own — see :mod:`.dashboard` for what it shows and what not — so
+    on a server with ``auth=`` it is off unless switched on explicitly), and
+    ``/metrics`` for Prometheus (``metrics=False`` or ``MCP_TASKS_METRICS=0``; cluster-wide
+    figures kept in Redis, see :mod:`.metrics`).
     """
 
     identifier = EXTENSION_ID
@@ -106,12 +124,17 @@ class Tasks(ServerExtension):
         max_creations_per_minute: int | None = None,
         encryption_key: str | None = None,
         settle: timedelta | float = timedelta(milliseconds=20),
+        dashboard: bool | None = None,
+        metrics: bool | None = None,
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
         self.docket_name = name or os.environ.get("MCP_TASKS_NAME") or "mcp-tasks"
         if worker is None:
             worker = os.environ.get("MCP_TASKS_WORKER", "1").lower() not in ("0", "false", "no")
         self.run_worker = worker
+        self._dashboard_setting = dashboard
+        self.dashboard = _switch(dashboard, "MCP_TASKS_DASHBOARD")  # settled when bound
+        self.metrics = _switch(metrics, "MCP_TASKS_METRICS")
         self.concurrency = concurrency
         self.default_ttl_ms = int(_seconds(default_ttl) * 1000)
         self.max_ttl_ms = int(_seconds(max_ttl) * 1000)
@@ -191,6 +214,22 @@ class Tasks(ServerExtension):
         await self._docket.close()
         self._docket = None
 
+    def _bind(self, server: Any) -> None:
+        """Registration: also add the HTTP routes (once), before any HTTP app is built."""
+        super()._bind(server)
+        routes = []
+        # Custom routes bypass the server's auth: a server that authenticates its callers
+        # must not show every caller's activity to anyone unless its operator says so.
+        self.dashboard = _switch(
+            self._dashboard_setting, "MCP_TASKS_DASHBOARD", default=server.auth is None
+        )
+        if self.dashboard:
+            routes += dashboard.routes(lambda: self.docket)
+        if self.metrics:
+            routes += metrics.routes(lambda: self.docket)
+        taken = {getattr(route, "name", None) for route in server._additional_http_routes}
+        server._additional_http_routes.extend(r for r in routes if r.name not in taken)
+
     @property
     def docket(self) -> Docket:
         if self._docket is None:
@@ -234,6 +273,7 @@ class Tasks(ServerExtension):
                 index=listing,
                 meta={"tool": tool, "owner": owner, "ttl": ttl_ms, "poll": poll_ms},
                 quota=self.quota_for(owner or listing),
+                label=tool,
             )(tool, arguments, caller_snapshot())
         except QuotaExceeded as exc:
             data: dict[str, Any] = {"reason": exc.reason, "limit": exc.limit}
@@ -315,6 +355,7 @@ class Tasks(ServerExtension):
             dict(params.arguments or {}),
             ttl_ms=self.default_ttl_ms,
             owner=owner_of(None),
+            listing=listing_of(None),  # the principal's, so its 2025-11-25 tasks/list shows it
             poll_ms=self.poll_ms_for(tool),
         )
         return modern.create_result(view)
@@ -326,7 +367,7 @@ class Tasks(ServerExtension):
         state = await self.docket.get(task_id)
         view = TaskView.of(state) if state is not None else None
         if view is None or not self.visible(view, owner):
-            raise MCPError(code=INVALID_PARAMS, message=f"Unknown task: {task_id}")
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown task: {shown(task_id)}")
         return view
 
     @staticmethod
@@ -461,6 +502,13 @@ class Tasks(ServerExtension):
         return owner_of(ctx)
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A caller-supplied string as error messages quote it: shortened, so a 100 kB id does
+    not come back as a 100 kB error, and repr'd, so control characters stay visible."""
+    text = value if value.isprintable() else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_opt_in(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
     from fastmcp.server.extensions import read_client_extension_settings
 
@@ -491,7 +539,7 @@ def decode_cursor(cursor: str | None) -> int:
             raise ValueError(text)
         offset = int(number)
     except (ValueError, UnicodeError) as exc:
-        raise MCPError(code=INVALID_PARAMS, message=f"Invalid cursor: {cursor!r}") from exc
+        raise MCPError(code=INVALID_PARAMS, message=f"Invalid cursor: {shown(cursor)}") from exc
     return offset
 
 

@@ -123,7 +123,11 @@ async def call_tool(
     ``isError`` result, exactly as the same call without a task would; so does a result
     larger than ``max_result_bytes`` (JSON), which is not stored."""
     with acting_as(caller):
-        return await _call_as_caller(server, name, arguments, max_result_bytes)
+        result = await _call_as_caller(server, name, arguments, max_result_bytes)
+    if result.get("isError"):
+        with contextlib.suppress(LookupError):  # outside a task: nothing to mark
+            current_task().mark_errored()  # the docket's statistics count it as failed
+    return result
 
 
 async def _call_as_caller(

@@ -1,8 +1,8 @@
--- Cancel one task. KEYS: run hash, scheduled, stream, events. ARGV: key, now_ms, ttl ms.
+-- Cancel one task. KEYS: run hash, scheduled, stream, events, stats. ARGV: key, now_ms, ttl ms.
 -- Returns: missing | cancelling (running: its worker stops it) | cancelled | <terminal status>.
-local run, scheduled, stream, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local run, scheduled, stream, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key, now, ttl = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', run, 'status', 'sid', 'ttl')
+local f = redis.call('HMGET', run, 'status', 'sid', 'ttl', 'label')
 local status = f[1]
 local notes = {}
 if not status then
@@ -25,6 +25,7 @@ if f[2] then
 end
 redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
 redis.call('PEXPIRE', run, tonumber(f[3]) or ttl)
+redis.call('HINCRBY', stats, 'cancelled:' .. (f[4] or ''), 1)
 note(notes, 'cancelled', '', key)
 publish(events, notes)
 return 'cancelled'

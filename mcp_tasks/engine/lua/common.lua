@@ -27,3 +27,31 @@ local function unpark(prefix, stream, key, now, notes)
   note(notes, 'queued', '', key)
   return true
 end
+
+-- Statistics (the stats hash, see keys.py): a script tallies a batch in a table and writes
+-- it with one HINCRBY per field. Run-time histogram bounds in ms; stats.py mirrors them.
+local RUN_BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+  300000, 900000, 3600000}
+
+local function tally(counts, counter, label, n)
+  local field = counter .. ':' .. label
+  counts[field] = (counts[field] or 0) + (n or 1)
+end
+
+local function write_tally(stats, counts)
+  for field, n in pairs(counts) do
+    redis.call('HINCRBY', stats, field, n)
+  end
+end
+
+local function tally_run(counts, label, run_ms)
+  local bucket = 'inf'
+  for _, bound in ipairs(RUN_BUCKETS_MS) do
+    if run_ms <= bound then
+      bucket = tostring(bound)
+      break
+    end
+  end
+  tally(counts, 'run:' .. bucket, label)
+  tally(counts, 'run_ms', label, run_ms)
+end

@@ -1,18 +1,19 @@
--- Add tasks. KEYS: stream, scheduled, events, then per task its run hash and the index it
--- is listed in (its run hash again when it is in none).
--- ARGV: now_ms, then per task: key, mode (new|keep|replace), when_ms, fn, call, meta,
+-- Add tasks. KEYS: stream, scheduled, events, recent, stats, then per task its run hash and
+-- the index it is listed in (its run hash again when it is in none).
+-- ARGV: now_ms, how many keys `recent` keeps (0 = none), then per task: key,
+-- mode (new|keep|replace), when_ms, fn, call, meta,
 -- ttl_ms (how long the state outlives the task's end; '' = the docket's default),
--- index_ttl_ms ('' = not indexed).
+-- index_ttl_ms ('' = not indexed), label (what the statistics count it under).
 -- Returns per task {created (1|0), status}.
-local stream, scheduled, events = KEYS[1], KEYS[2], KEYS[3]
-local now = tonumber(ARGV[1])
-local out, notes = {}, {}
-for i = 1, (#KEYS - 3) / 2 do
-  local run, index = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local a = 1 + (i - 1) * 8
+local stream, scheduled, events, recent, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, keep_recent = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, notes, created = {}, {}, {}
+for i = 1, (#KEYS - 5) / 2 do
+  local run, index = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local a = 2 + (i - 1) * 9
   local key, mode, when = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local fn, call, meta, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local index_ttl = ARGV[a + 8]
+  local index_ttl, label = ARGV[a + 8], ARGV[a + 9]
   local status = false
   if mode ~= 'new' then
     status = redis.call('HGET', run, 'status')
@@ -24,6 +25,12 @@ for i = 1, (#KEYS - 3) / 2 do
       -- Replacing: drop the old record. A stale stream entry is skipped by its sid.
       redis.call('DEL', run)
     end
+    if not status or TERMINAL[status] then
+      created[label] = (created[label] or 0) + 1  -- a rescheduled task is not a new one
+    end
+    if keep_recent > 0 then
+      redis.call('ZADD', recent, now, key)
+    end
     if index_ttl ~= '' then
       redis.call('ZADD', index, now, key)
       if redis.call('PTTL', index) < tonumber(index_ttl) then
@@ -34,7 +41,7 @@ for i = 1, (#KEYS - 3) / 2 do
       redis.call('ZADD', scheduled, when, key)
       redis.call('HSET', run, 'key', key, 'fn', fn, 'call', call, 'meta', meta,
         'status', 'scheduled', 'when', when, 'created', now, 'updated', now, 'attempt', 0,
-        'ttl', ttl)
+        'ttl', ttl, 'label', label)
       note(notes, 'scheduled', when, key)
       out[i] = {1, 'scheduled'}
     else
@@ -44,13 +51,23 @@ for i = 1, (#KEYS - 3) / 2 do
       local sid = redis.call('XADD', stream, '*', 'key', key, 'fn', fn, 'call', call)
       redis.call('HSET', run, 'key', key, 'fn', fn, 'call', call, 'meta', meta,
         'status', 'queued', 'when', now, 'created', now, 'updated', now, 'attempt', 0,
-        'sid', sid, 'ttl', ttl)
+        'sid', sid, 'ttl', ttl, 'label', label)
       if status then
         note(notes, 'queued', '', key)
       end
       out[i] = {1, 'queued'}
     end
   end
+end
+local trim = false
+for label, n in pairs(created) do
+  local total = redis.call('HINCRBY', stats, 'created:' .. label, n)
+  -- Trim `recent` whenever a label's count passes a multiple of 64, not on every add: it
+  -- stays within keep_recent + 64 per label, at a fraction of the commands.
+  trim = trim or math.floor(total / 64) ~= math.floor((total - n) / 64)
+end
+if trim and keep_recent > 0 then
+  redis.call('ZREMRANGEBYRANK', recent, 0, -keep_recent - 1)
 end
 publish(events, notes)
 return out

@@ -1,20 +1,29 @@
--- Record the outcome of a batch of runs. KEYS: stream, events, scheduled, then per task:
--- run hash, limit zset, waiting list (the run hash twice when the task has no limit).
+-- Record the outcome of a batch of runs. KEYS: stream, events, scheduled, stats, then per
+-- task: run hash, limit zset, waiting list (the run hash twice when the task has no limit).
 -- ARGV: group, now_ms, result ttl ms, docket prefix, then per task:
--- stream id, key, outcome, data, when_ms, has_limit (1|0), ttl ms ('' = the default).
+-- stream id, key, outcome, data, when_ms, has_limit (1|0), ttl ms ('' = the default),
+-- counter (the statistic it counts towards: completed|failed|cancelled|retried, '' = none),
+-- label, started_ms (when this run started; '' = not a finished run: no run time).
 -- outcome: completed (data = result JSON) | failed (data = error JSON) | cancelled |
 --          retry (data = error JSON, due at when) | again (perpetual, due at when) |
 --          requeue (handed back by a stopping worker).
-local stream, events, scheduled = KEYS[1], KEYS[2], KEYS[3]
+local stream, events, scheduled, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local notes, acks = {}, {}
-for i = 1, (#KEYS - 3) / 3 do
-  local run, limit, waiting = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
-  local a = 4 + (i - 1) * 7
+local notes, acks, counts = {}, {}, {}
+for i = 1, (#KEYS - 4) / 3 do
+  local run, limit, waiting = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
+  local a = 4 + (i - 1) * 10
   local sid, key, outcome, data = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local when, has_limit = ARGV[a + 5], ARGV[a + 6]
   local run_ttl = tonumber(ARGV[a + 7]) or ttl
+  local counter, label, started = ARGV[a + 8], ARGV[a + 9], tonumber(ARGV[a + 10])
   acks[#acks + 1] = sid
+  if counter ~= '' then
+    tally(counts, counter, label)
+  end
+  if started then
+    tally_run(counts, label, math.max(tonumber(now) - started, 0))
+  end
   if outcome == 'requeue' then
     local f = redis.call('HMGET', run, 'status', 'fn', 'call', 'attempt')
     if f[1] == 'running' then
@@ -35,7 +44,9 @@ for i = 1, (#KEYS - 3) / 3 do
     note(notes, 'scheduled', when, key)
   else
     if outcome == 'completed' then
-      redis.call('HSET', run, 'status', outcome, 'result', data, 'finished', now, 'updated', now)
+      -- errored: the result reports an error (counted as failed), e.g. MCP's isError.
+      redis.call('HSET', run, 'status', outcome, 'result', data, 'finished', now, 'updated', now,
+        'errored', counter == 'failed' and '1' or '0')
     elseif outcome == 'failed' then
       redis.call('HSET', run, 'status', outcome, 'error', data, 'finished', now, 'updated', now)
     else
@@ -56,5 +67,6 @@ for i = 1, (#KEYS - 3) / 3 do
 end
 redis.call('XACK', stream, group, unpack(acks))
 redis.call('XDEL', stream, unpack(acks))
+write_tally(stats, counts)
 publish(events, notes)
 return #acks

@@ -1,19 +1,21 @@
--- Start a batch of claimed stream entries. KEYS: stream, events, limits, then per task:
+-- Start a batch of claimed stream entries. KEYS: stream, events, limits, stats, then per task:
 -- run hash, limit zset, waiting list (the run hash twice when the task has no limit).
 -- ARGV: group, worker, now_ms, slot lease expiry ms, result ttl ms, max deliveries, then
 -- per task:
 -- stream id, key, limit maximum (0 = none), limit name.
--- Returns per task {verdict, attempt, when, ttl}: verdict run|stale|cancelled|parked.
-local stream, events, limits = KEYS[1], KEYS[2], KEYS[3]
+-- Returns per task {verdict, attempt, when, ttl, label, meta}: verdict
+-- run|stale|cancelled|parked|lost.
+local stream, events, limits, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, worker, now, lease, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local max_deliveries = tonumber(ARGV[6])
-local out, notes, acks = {}, {}, {}
-for i = 1, (#KEYS - 3) / 3 do
-  local run, limit, waiting = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
+local out, notes, acks, counts = {}, {}, {}, {}
+for i = 1, (#KEYS - 4) / 3 do
+  local run, limit, waiting = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
   local a = 6 + (i - 1) * 4
   local sid, key, max, lname = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4]
-  local f = redis.call('HMGET', run, 'status', 'sid', 'cancel', 'attempt', 'when', 'ttl')
-  local status = f[1]
+  local f = redis.call('HMGET', run, 'status', 'sid', 'cancel', 'attempt', 'when', 'ttl',
+    'label', 'meta')
+  local status, label = f[1], f[7] or ''
   local verdict = nil
   if not status or f[2] ~= sid then
     verdict = 'stale'
@@ -22,6 +24,7 @@ for i = 1, (#KEYS - 3) / 3 do
       -- Cancelled while its previous worker died: finish the cancellation now.
       redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
       redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
+      tally(counts, 'cancelled', label)
       note(notes, 'cancelled', '', key)
     end
     verdict = 'cancelled'
@@ -33,6 +36,7 @@ for i = 1, (#KEYS - 3) / 3 do
       cjson.encode({type = 'WorkerLost', message = 'the task\'s worker was lost ' ..
         f[4] .. ' times; it is not run again'}))
     redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
+    tally(counts, 'failed', label)
     note(notes, 'failed', '', key)
     verdict = 'lost'
   elseif max > 0 then
@@ -50,18 +54,22 @@ for i = 1, (#KEYS - 3) / 3 do
   end
   if verdict then
     acks[#acks + 1] = sid
-    out[i] = {verdict, 0, '', ''}
+    out[i] = {verdict, 0, '', '', '', ''}
   else
+    if status == 'running' then
+      tally(counts, 'redelivered', label)  -- its worker died (or stalled) while running it
+    end
     local attempt = (tonumber(f[4]) or 0) + 1
     redis.call('HSET', run, 'status', 'running', 'worker', worker, 'started', now,
       'updated', now, 'attempt', attempt)
     note(notes, 'running', attempt, key)
-    out[i] = {'run', attempt, f[5] or '', f[6] or ''}
+    out[i] = {'run', attempt, f[5] or '', f[6] or '', label, f[8] or ''}
   end
 end
 if #acks > 0 then
   redis.call('XACK', stream, group, unpack(acks))
   redis.call('XDEL', stream, unpack(acks))
 end
+write_tally(stats, counts)
 publish(events, notes)
 return out
