@@ -9,6 +9,8 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.messages import MessageHandler
 from mcp.client.extension import ClientExtension, NotificationBinding
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from pydantic import BaseModel, ConfigDict
 from test_mcp_dialects import Harness, harness, legacy, legacy_conforms, modern, modern_conforms
 
@@ -109,3 +111,12 @@ async def test_modern_listen_acks_then_pushes_every_change(harness: Harness) -> 
     final.pop("_meta", None)
     modern_conforms("DetailedTask", final)
     assert final["result"]["structuredContent"] == {"result": "through"}
+
+
+async def test_a_listen_may_follow_at_most_a_thousand_tasks(harness: Harness) -> None:
+    async with Client(harness.mcp) as client:
+        too_many = {"notifications": {"taskIds": [f"{n:032x}" for n in range(1001)]}}
+        with pytest.raises(MCPError) as error:
+            await modern(client, "subscriptions/listen", too_many)
+        assert error.value.error.code == INVALID_PARAMS
+        assert "at most 1000 tasks" in error.value.error.message

@@ -13,6 +13,7 @@ the note instead of running the tool. The middleware then answers the nested
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 
-from ..protocol import LEGACY_VERSION, legacy
+from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
 from .identity import listing_of, owner_of
 
@@ -54,9 +55,13 @@ def install(server: FastMCP, tasks: Tasks) -> None:
     if any(getattr(m, _MARK, False) for m in lowlevel.middleware):
         return
 
+    served = {binding.method: binding.protocol_versions for binding in tasks.methods()}
+
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         if ctx.method == "initialize":
             return _with_capabilities(await call_next(ctx))
+        if ctx.method in served:
+            _check_dialect(ctx, served[ctx.method])
         if ctx.method == "tools/call" and ctx.protocol_version == LEGACY_VERSION:
             params = dict(ctx.params or {})
             task = params.get("task")
@@ -81,6 +86,9 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                 )
             if not isinstance(task, dict):
                 raise MCPError(code=INVALID_PARAMS, message="params.task must be an object")
+            ttl = task.get("ttl")  # the schema's integer; the SDK would take "10" or 2.0
+            if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int)):
+                raise MCPError(code=INVALID_PARAMS, message="params.task.ttl must be an integer")
             arguments = params.get("arguments") or {}
             if not isinstance(arguments, dict):
                 raise MCPError(code=INVALID_PARAMS, message="params.arguments must be an object")
@@ -104,6 +112,22 @@ def install(server: FastMCP, tasks: Tasks) -> None:
 
     setattr(middleware, _MARK, True)
     lowlevel.middleware.append(middleware)
+
+
+def _check_dialect(ctx: ServerRequestContext[Any, Any], versions: Collection[str] | None) -> None:
+    """Judge a tasks/* request by its dialect before the SDK validates its params: a method
+    the dialect does not serve is -32601, and a 2026 caller that did not opt in is -32021,
+    however malformed the rest of the request (the SDK would answer -32602 first)."""
+    from .extension import missing_capability, read_opt_in  # it imports this module
+
+    if versions is not None and ctx.protocol_version not in versions:
+        raise MCPError(
+            code=METHOD_NOT_FOUND,
+            message=f"Method {ctx.method!r} is not available at protocol version "
+            f"{ctx.protocol_version!r}.",
+        )
+    if ctx.protocol_version != LEGACY_VERSION and read_opt_in(ctx) is None:
+        raise missing_capability(f"{ctx.method} needs the {EXTENSION_ID} extension")
 
 
 def _with_capabilities(result: Any) -> Any:

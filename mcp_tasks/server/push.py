@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mcp_tasks.server")
 
+MAX_LISTENED = 1000
+"""Task ids one ``subscriptions/listen`` may follow (each costs a Redis read up front)."""
+
 
 class TasksNotification(mcp_types.Notification[dict[str, Any], Literal["notifications/tasks"]]):
     method: Literal["notifications/tasks"] = "notifications/tasks"
@@ -76,10 +79,21 @@ async def listen(
         )
     filter_extra = params.notifications.model_extra or {}
     requested = filter_extra.get("taskIds")
+    if "taskIds" in filter_extra:
+        # The extension's MUST: task notifications only for a caller that opted in.
+        from .extension import missing_capability, read_opt_in  # it imports this module
+
+        if read_opt_in(ctx) is None:
+            raise missing_capability("notifications.taskIds needs the tasks extension")
     if not isinstance(requested, list) or not all(isinstance(t, str) for t in requested):
         raise MCPError(
             code=mcp_types.INVALID_PARAMS,
             message="notifications.taskIds must be a list of task ids",
+        )
+    if len(requested) > MAX_LISTENED:
+        raise MCPError(
+            code=mcp_types.INVALID_PARAMS,
+            message=f"notifications.taskIds may name at most {MAX_LISTENED} tasks",
         )
     owner = tasks.listen_owner(ctx)
     states: dict[str, ExecutionState] = {}
