@@ -1,0 +1,181 @@
+"""Run one tool as a task and watch it to the end: the 2026-07-28 tasks extension.
+
+    python examples/progress_client.py                          # spawns server.py over stdio
+    python examples/progress_client.py --url http://127.0.0.1:8000/mcp
+    python examples/progress_client.py sleep '{"seconds": 10}' --poll
+
+The task is created with fastmcp-tasks' client half (``call_tool_task``: the client opts in
+to the extension and gets a task handle back at once). Its changes are then *pushed*:
+``subscriptions/listen`` with ``notifications.taskIds`` makes the server send
+``notifications/tasks`` on every change, from whichever replica or worker sees it.
+``--poll`` asks ``tasks/get`` at the server's ``pollIntervalMs`` instead. Ctrl-C sends
+``tasks/cancel`` and waits until the task reports how it ended.
+
+This dialect carries a ``statusMessage`` but no progress numbers, so the bar shows the
+message and the time; ``legacy_client.py`` (2025-11-25) has a counting bar. The bar and
+notes go to stderr, the result to stdout. Needs fastmcp-tasks (in the dev extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mcp_types
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+from fastmcp_tasks import ToolTask, call_tool_task
+from fastmcp_tasks.client import TasksClientExtension
+from mcp.client.extension import NotificationBinding
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+SERVER = Path(__file__).resolve().parents[1] / "server.py"
+TERMINAL = {"completed", "failed", "cancelled"}
+console = Console(stderr=True)
+
+
+class TaskEvent(BaseModel):
+    """The params of ``notifications/tasks`` (and the fields of ``tasks/get`` we show)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    task_id: str = Field(alias="taskId")
+    status: str
+    status_message: str | None = Field(default=None, alias="statusMessage")
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class TasksWithPush(TasksClientExtension):
+    """fastmcp-tasks' client extension plus a handler for ``notifications/tasks``. It has
+    the same identifier, so it stands in for the one every ``Client`` gets by default."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: asyncio.Queue[TaskEvent | BaseException] = asyncio.Queue()
+
+    def notifications(self) -> Sequence[NotificationBinding[Any]]:
+        handle = self.events.put
+        return [
+            NotificationBinding(method="notifications/tasks", params_type=TaskEvent, handler=handle)
+        ]
+
+
+class Display:
+    """The progress bar: one line with the status, the latest message and the time."""
+
+    def __init__(self, bar: Progress, tool: str) -> None:
+        self.bar, self.tool, self.updates = bar, tool, 0
+        self.row = bar.add_task(f"{tool}: working", total=None)  # no total: a pulsing bar
+
+    def show(self, state: TaskEvent) -> None:
+        self.updates += 1
+        note = f" - {state.status_message}" if state.status_message else ""
+        self.bar.update(self.row, description=f"{self.tool}: {state.status}{note}")
+
+
+async def follow_pushed(
+    client: Client[Any], push: TasksWithPush, task_id: str, display: Display
+) -> TaskEvent:
+    """Subscribe to the task and show each pushed change until it has ended."""
+    wanted = mcp_types.SubscriptionFilter.model_validate({"taskIds": [task_id]})
+    listen = mcp_types.SubscriptionsListenRequest(
+        params=mcp_types.SubscriptionsListenRequestParams(notifications=wanted)
+    )
+    # The request stays open while the task runs; the server ends it once the task has ended.
+    stream = asyncio.create_task(
+        client.session.send_request(listen, mcp_types.SubscriptionsListenResult)
+    )
+
+    def refused(request: asyncio.Task[Any]) -> None:
+        """A refused listen (a server without push, say) must not leave us waiting."""
+        if not request.cancelled() and (error := request.exception()) is not None:
+            push.events.put_nowait(error)
+
+    stream.add_done_callback(refused)
+    try:
+        while True:
+            event = await push.events.get()
+            if isinstance(event, BaseException):
+                raise event
+            if event.task_id == task_id:
+                display.show(event)
+                if event.status in TERMINAL:
+                    return event
+    finally:
+        stream.cancel()
+
+
+async def follow_polled(task: ToolTask, display: Display) -> TaskEvent:
+    """Ask ``tasks/get`` at the interval the server suggests until the task has ended."""
+    while True:
+        got = await task.status()
+        state = TaskEvent.model_validate(got.model_dump())
+        display.show(state)
+        if state.status in TERMINAL:
+            return state
+        await asyncio.sleep((got.poll_interval_ms or 1000) / 1000)
+
+
+def server_over_stdio() -> StdioTransport:
+    """``python server.py``: stdio, in-process worker; MCP_TASKS_* settings are passed on."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("MCP_TASKS_")}
+    quiet = {"FASTMCP_SHOW_SERVER_BANNER": "false", "FASTMCP_LOG_LEVEL": "WARNING"}
+    return StdioTransport(
+        sys.executable, [str(SERVER)], env={**quiet, **env}, cwd=str(SERVER.parent)
+    )
+
+
+async def main(tool: str, arguments: dict[str, Any], url: str | None, poll: bool) -> int:
+    interrupted = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)
+    push = TasksWithPush()
+    async with Client(url or server_over_stdio(), extensions=[push]) as client:
+        task = await call_tool_task(client, tool, arguments)
+        console.print(f"task {task.task_id} created ({client.protocol_version}); Ctrl-C cancels it")
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            display = Display(bar, tool)
+            follow = (
+                follow_polled(task, display)
+                if poll
+                else follow_pushed(client, push, task.task_id, display)
+            )
+            following = asyncio.create_task(follow)
+            waiting = asyncio.create_task(interrupted.wait())
+            await asyncio.wait([following, waiting], return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            if interrupted.is_set() and not following.done():
+                bar.console.print("cancelling: tasks/cancel")
+                await task.cancel()  # only an ack: the task's own status tells how it ended
+            final = await following
+    how = "polled" if poll else "pushed"
+    console.print(f"task {final.task_id} {final.status} ({display.updates} updates {how})")
+    if final.status == "completed" and final.result is not None:
+        print(json.dumps(final.result.get("structuredContent", final.result.get("content"))))
+        return 1 if final.result.get("isError") else 0
+    if final.status == "failed":
+        console.print(f"error: {final.error or final.status_message}")
+    return 130 if final.status == "cancelled" else 1
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("tool", nargs="?", default="count_primes")
+    parser.add_argument("arguments", nargs="?", default='{"below": 3000000}', help="JSON object")
+    parser.add_argument("--url", help="streamable HTTP endpoint (default: spawn server.py)")
+    parser.add_argument("--poll", action="store_true", help="poll tasks/get instead of listening")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.tool, json.loads(args.arguments), args.url, args.poll)))
+
+
+if __name__ == "__main__":
+    cli()
