@@ -12,6 +12,7 @@ serves no MCP transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -55,13 +56,45 @@ async def run_worker(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with server._lifespan_manager():
+    async with contextlib.AsyncExitStack() as stack:
+        await _enter_when_reachable(stack, server, tasks.url)
         logging.getLogger("mcp_tasks").info(
             "worker for %s on %s (docket %r)", server_spec, tasks.url, tasks.docket_name
         )
         if ready:
             click.echo("ready", nl=True)
         await stop.wait()
+
+
+async def _enter_when_reachable(stack: contextlib.AsyncExitStack, server: Any, url: str) -> None:
+    """Enter the server's lifespan, waiting (with backoff) while Redis is unreachable.
+
+    A worker started during a Redis outage (a restart, a failover, a fleet coming up before
+    its Redis) waits for it like a running worker does, instead of exiting with a traceback.
+    A failed entry leaves nothing behind, so it is simply tried again.
+    """
+    from redis.exceptions import BusyLoadingError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    # Not every OSError: a lifespan's missing file must still fail at once, not "wait".
+    waitable = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionError)
+    delay, warned = 0.05, False
+    while True:
+        try:
+            await stack.enter_async_context(server._lifespan_manager())
+        except waitable as exc:
+            if not warned:
+                logging.getLogger("mcp_tasks").warning(
+                    "worker: Redis at %s unreachable (%s); waiting for it", url, exc
+                )
+                warned = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            continue
+        if warned:
+            logging.getLogger("mcp_tasks").warning("worker: Redis reachable; starting")
+        return
 
 
 @click.group()

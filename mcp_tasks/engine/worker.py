@@ -577,12 +577,27 @@ class Worker:
                 await self._trouble(exc)
 
     async def _reclaim(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """Take over up to ``count`` stream entries whose worker stopped renewing them."""
+        """Take over up to ``count`` stream entries whose worker stopped renewing them.
+
+        One ``XAUTOCLAIM`` looks at only ``10 * count`` pending entries, and the oldest
+        pending entries are often live workers' (re-delivered tasks keep their old ids), so
+        follow its cursor through the pending list until enough are found or it ends.
+        """
         keys = self.docket.keys
-        reply = await self.docket.client.xautoclaim(
-            keys.stream, GROUP, self.name, self.redelivery_ms, "0-0", count=count
-        )
-        entries = [(sid, fields) for sid, fields in reply[1] if fields]
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        cursor: bytes | str = "0-0"
+        while len(entries) < count:
+            cursor, claimed, *_ = await self.docket.client.xautoclaim(
+                keys.stream,
+                GROUP,
+                self.name,
+                self.redelivery_ms,
+                cursor,
+                count=count - len(entries),
+            )
+            entries += [(sid, fields) for sid, fields in claimed if fields]
+            if cursor in (b"0-0", "0-0"):
+                break
         if entries:
             log.info("reclaimed %d task(s) from unresponsive workers", len(entries))
         return entries

@@ -1,0 +1,98 @@
+"""Redelivery under load: a dead worker's task must not wait behind all new work.
+
+Found by the chaos run (benchmarks/chaos.py): with every slot of every live worker busy and
+new tasks arriving steadily, a freed slot always went to the next new task, because a worker
+only took over a dead worker's tasks when it had a free slot at its maintenance tick. The
+killed workers' tasks waited up to a minute instead of about ``redelivery_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+from conftest import running
+
+from mcp_tasks.engine import Docket, Status, Worker
+from mcp_tasks.engine.keys import GROUP
+
+pytestmark = pytest.mark.anyio
+
+
+async def until(condition: Callable[[], bool], changed: asyncio.Event | None = None) -> None:
+    """Until ``condition`` holds: re-checked on ``changed``, else every 10 ms (the worker's
+    internal flag has no event to wait on)."""
+    async with asyncio.timeout(10):
+        while not condition():
+            if changed is None:
+                await asyncio.sleep(0.01)
+            else:
+                changed.clear()
+                await changed.wait()
+
+
+async def test_a_dead_workers_task_takes_the_next_free_slot_before_new_work(
+    docket: Docket,
+) -> None:
+    gates: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    started: list[str] = []
+    changed = asyncio.Event()
+
+    async def hold(label: str) -> str:
+        started.append(label)
+        changed.set()
+        await gates[label].wait()
+        return label
+
+    docket.register(hold, name="hold")
+    orphan = await docket.add("hold")("orphan")
+    # A worker that died right after claiming it: the entry sits in the group's pending list.
+    claimed = await docket.client.xreadgroup(
+        GROUP, "dead-worker", {docket.keys.stream: ">"}, count=1
+    )
+    assert claimed, "the dead worker should have claimed the first task"
+    for i in range(2):
+        await docket.add("hold")(f"busy-{i}")
+    for i in range(5):
+        await docket.add("hold")(f"new-{i}")
+    worker = Worker(docket, concurrency=2, redelivery_timeout=0.2)
+    async with running(worker):
+        await until(lambda: sorted(started) == ["busy-0", "busy-1"], changed)
+        # Every slot is busy; once the orphan is overdue the worker notes it (the only way
+        # to know it has: this is the moment a freed slot must go to the orphan).
+        await until(lambda: worker._reclaim_first)
+        gates["busy-0"].set()
+        await until(lambda: len(started) == 3, changed)
+        assert started[2] == "orphan", started
+        for label in ["orphan", "busy-1", *(f"new-{i}" for i in range(5))]:
+            gates[label].set()
+        final = await docket.wait(orphan.key, timeout=10)
+    assert final.status is Status.COMPLETED and final.result == "orphan"
+    assert final.attempt == 1  # the dead worker never started it: no attempt was spent
+
+
+async def test_a_dead_workers_task_is_found_behind_many_live_ones(docket: Docket) -> None:
+    """One XAUTOCLAIM looks at only 10 x COUNT pending entries from where it starts: with
+    more live entries ahead of a dead worker's, a worker with one free slot never saw it."""
+    started: list[str] = []
+
+    async def note(label: str) -> str:
+        started.append(label)
+        return label
+
+    docket.register(note, name="note")
+    for i in range(15):
+        await docket.add("note")(f"live-{i}")
+    orphan = await docket.add("note")("orphan")
+    stream = docket.keys.stream
+    # A live worker holds the first fifteen (idle 0 ms); a dead one the last, long overdue.
+    delivered = await docket.client.xreadgroup(GROUP, "live-worker", {stream: ">"}, count=16)
+    last = delivered[0][1][-1][0]  # type: ignore[index]
+    await docket.client.xclaim(stream, GROUP, "dead-worker", 0, [last], idle=60_000, justid=True)
+    worker = Worker(docket, concurrency=1, redelivery_timeout=4)
+    async with running(worker):
+        final = await docket.wait(orphan.key, timeout=20)
+    assert final.status is Status.COMPLETED
+    assert started[0] == "orphan", started  # the live worker's fifteen were not overdue yet
