@@ -10,7 +10,7 @@ import pytest
 from conftest import purge
 from fastmcp import Client, FastMCP
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from test_mcp_dialects import legacy, modern
 
 from mcp_tasks import Tasks
@@ -164,3 +164,43 @@ async def test_with_a_key_redis_holds_only_ciphertext_of_calls_and_results(
             assert b"quiet-words-123" not in stored and b"QUIET-WORDS-123" not in stored
     finally:
         await purge(url, docket_name)
+
+
+async def test_a_task_store_outage_is_a_clean_error_in_both_dialects(tmp_path: Any) -> None:
+    """While Redis is down, tasks/* answer -32603 'unavailable' without Redis internals
+    (the SDK would otherwise send the exception text, host and port included, as code 0)."""
+    from test_engine_processes import RedisProcess
+
+    from mcp_tasks.server.legacy_middleware import STORE_UNAVAILABLE
+
+    redis_server = RedisProcess(tmp_path)
+    redis_server.start()
+    try:
+        tasks = Tasks(url=redis_server.url, name="outage", worker=False)
+        mcp = FastMCP("outage")
+        mcp.add_extension(tasks)
+
+        @mcp.tool(task=True)
+        async def noop() -> None:
+            return None
+
+        async with Client(mcp, mode="legacy") as old, Client(mcp) as new:
+            created = await legacy(old, "tools/call", {"name": "noop", "arguments": {}, "task": {}})
+            task_id = created["task"]["taskId"]
+            redis_server.kill()
+            for error in [
+                await failure(legacy(old, "tasks/get", {"taskId": task_id})),
+                await failure(legacy(old, "tools/call", {"name": "noop", "task": {}})),
+                await failure(modern(new, "tasks/get", {"taskId": task_id})),
+            ]:
+                assert error.error.code == INTERNAL_ERROR
+                assert error.error.message == STORE_UNAVAILABLE
+                assert str(redis_server.port) not in str(error.error)
+    finally:
+        redis_server.kill()
+
+
+async def failure(request: Any) -> MCPError:
+    with pytest.raises(MCPError) as error:
+        await request
+    return error.value

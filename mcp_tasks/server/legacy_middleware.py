@@ -13,6 +13,7 @@ the note instead of running the tool. The middleware then answers the nested
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 from fastmcp import FastMCP
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
+from redis.exceptions import RedisError
 
+from ..engine.codec import CipherError
+from ..engine.connection import CONNECTION_ERRORS
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
 from .identity import listing_of, owner_of
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
     from .extension import Tasks
 
 _MARK = "_mcp_tasks_legacy_middleware"
+STORE_UNAVAILABLE = "The task store is unavailable right now; try again shortly"
+STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, *CONNECTION_ERRORS)
+log = logging.getLogger("mcp_tasks.server")
 
 
 @dataclass
@@ -58,6 +65,17 @@ def install(server: FastMCP, tasks: Tasks) -> None:
     served = {binding.method: binding.protocol_versions for binding in tasks.methods()}
 
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        try:
+            return await dispatch(ctx, call_next)
+        except STORE_ERRORS as exc:
+            # Unhandled, the SDK would send the exception's text (Redis host and port
+            # included) as error code 0, and log a traceback per request during an outage.
+            log.warning("%s: the task store is unavailable (%s)", ctx.method, type(exc).__name__)
+            raise MCPError(code=INTERNAL_ERROR, message=STORE_UNAVAILABLE) from None
+        except CipherError as exc:
+            raise MCPError(code=INTERNAL_ERROR, message=str(exc)) from None
+
+    async def dispatch(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         if ctx.method == "initialize":
             return _with_capabilities(await call_next(ctx))
         if ctx.method in served:

@@ -25,6 +25,7 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from ..engine import ExecutionState, TaskNotFound
 from ..protocol import LEGACY_VERSION, legacy, modern
 from ..protocol.view import TaskView
+from .legacy_middleware import STORE_ERRORS
 
 if TYPE_CHECKING:
     from .extension import Tasks
@@ -41,18 +42,32 @@ class TasksNotification(mcp_types.Notification[dict[str, Any], Literal["notifica
 
 
 async def relay_legacy(tasks: Tasks, task_id: str, connection: Any, token: Any) -> None:
-    """Follow one legacy task and notify its creating connection of each change."""
-    last_status: str | None = None
-    last_progress = None
+    """Follow one legacy task and notify its creating connection of each change; through a
+    task-store outage too (it resumes from the task's state once Redis answers again)."""
+    delay = 0.05
+    last: list[Any] = [None, None]  # the status and progress last sent
+    while True:
+        try:
+            await _relay_changes(tasks, task_id, connection, token, last)
+            return
+        except STORE_ERRORS:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _relay_changes(
+    tasks: Tasks, task_id: str, connection: Any, token: Any, last: list[Any]
+) -> None:
+    last_status, last_progress = last
     try:
         async for state in tasks.docket.watch(task_id):
             view = TaskView.of(state)
             status = view.status  # status changes only; progress has its own notification
             if last_status is not None and status != last_status:
                 await connection.notify("notifications/tasks/status", legacy.task_fields(view))
-            last_status = status
+            last_status = last[0] = status
             if token is not None and state.progress is not None and state.progress != last_progress:
-                last_progress = state.progress
+                last_progress = last[1] = state.progress
                 params: dict[str, Any] = {
                     "progressToken": token,
                     "progress": state.progress.current,
