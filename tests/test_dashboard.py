@@ -174,11 +174,12 @@ def test_the_dashboard_and_metrics_can_be_switched_off(monkeypatch: pytest.Monke
     assert "/tasks/" in paths(Tasks(dashboard=True))  # the argument wins
 
 
-def test_a_server_with_auth_shows_no_dashboard_unless_asked(
+def test_a_server_with_auth_shows_no_dashboard_or_metrics_unless_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The dashboard has no auth of its own and lists every caller's tasks: a server that
-    authenticates its callers keeps it off unless its operator switches it on."""
+    """The dashboard and /metrics bypass the server's auth (fastmcp custom routes) and show
+    every caller's activity: a server that authenticates its callers keeps them off unless
+    its operator switches them on."""
     from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
 
     monkeypatch.delenv("MCP_TASKS_DASHBOARD", raising=False)
@@ -191,8 +192,9 @@ def test_a_server_with_auth_shows_no_dashboard_unless_asked(
         return {getattr(route, "path", "") for route in mcp.http_app().routes}
 
     default = paths(Tasks())
-    assert "/tasks/" not in default and "/metrics" in default
+    assert "/tasks/" not in default and "/metrics" not in default
     assert "/tasks/" in paths(Tasks(dashboard=True))
+    assert "/metrics" in paths(Tasks(metrics=True))
     monkeypatch.setenv("MCP_TASKS_DASHBOARD", "1")
     assert "/tasks/" in paths(Tasks())
 

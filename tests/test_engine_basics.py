@@ -280,3 +280,21 @@ async def test_a_running_task_asks_and_any_process_answers(url: str, docket_name
             assert await client.answer(execution.key, {question_id: {"reply": "no"}}) == 0
             final = await client.wait(execution.key, timeout=10)
     assert final.result == "/tmp/x: yes" and final.questions == {}
+
+
+async def test_list_index_pages_through_a_tag_and_forgets_expired_tasks(docket: Docket) -> None:
+    docket.register(crunch)
+    keys = [(await docket.add(crunch, index="alice")(n)).key for n in range(5)]
+    await docket.add(crunch, index="bob")(99)
+    for gone in (keys[1], keys[2]):  # as if their state had expired
+        await docket.client.delete(docket.keys.run(gone))
+
+    seen: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        page, offset = await docket.list_index("alice", offset, 2)
+        seen += [state.key for state in page]
+    # Every live task once (those added in the same millisecond may come in any order).
+    assert sorted(seen) == sorted([keys[0], keys[3], keys[4]]) and len(seen) == 3
+    remaining = await docket.client.zrange(docket.keys.index("alice"), 0, -1)
+    assert sorted(k.decode() for k in remaining) == sorted([keys[0], keys[3], keys[4]])

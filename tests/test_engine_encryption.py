@@ -152,3 +152,17 @@ def test_the_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MCP_TASKS_ENCRYPTION_KEY", f"{new_key()}, {new_key()}")
     assert Codec.from_env().encrypting
     assert Docket("d2").codec.encrypting
+
+
+def test_key_names_from_sealed_data_are_keyed_hashes() -> None:
+    """A concurrency limit per argument value puts that value in a Redis key name: with a key
+    it becomes an HMAC, which (unlike a plain hash of a user id, say) cannot be inverted."""
+    import hashlib
+
+    assert Codec().name("fn:user=42") == "fn:user=42"
+    key = new_key()
+    sealed = Codec(key).name("fn:user=42")
+    assert sealed == Codec(key).name("fn:user=42")  # stable across processes
+    assert sealed != Codec(new_key()).name("fn:user=42")
+    assert sealed != hashlib.sha256(b"fn:user=42").hexdigest()
+    assert "42" not in sealed

@@ -16,6 +16,8 @@ of the plain era still readable (and a docket without the key says clearly what 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -35,7 +37,12 @@ class Codec:
     def __init__(self, keys: str | bytes | list[str | bytes] | None = None) -> None:
         if isinstance(keys, (str, bytes)):
             keys = [k for k in _split(keys) if k]
+        self._names_key = b""
         if keys:
+            first = keys[0].encode() if isinstance(keys[0], str) else keys[0]
+            # Key names derived from sealed data (a limit per argument value) use an HMAC
+            # under a key of their own, derived from the newest encryption key.
+            self._names_key = hashlib.sha256(b"mcp-tasks key names\0" + first).digest()
             try:
                 self._fernet: MultiFernet | None = MultiFernet([Fernet(k) for k in keys])
             except ValueError as exc:
@@ -53,6 +60,13 @@ class Codec:
     @property
     def encrypting(self) -> bool:
         return self._fernet is not None
+
+    def name(self, text: str) -> str:
+        """``text`` as it may appear in a Redis key name: unchanged without a key, else an
+        HMAC of it (a plain hash of a low-entropy value, a user id say, is easy to invert)."""
+        if self._fernet is None:
+            return text
+        return hmac.new(self._names_key, text.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, plain: str | bytes) -> bytes:
         data = plain.encode() if isinstance(plain, str) else plain

@@ -466,7 +466,12 @@ class Docket:
         states = [
             ExecutionState.from_hash(raw, self.codec) for raw in raws if raw and b"status" in raw
         ]
-        return states, (offset + limit if more else None)
+        # The index outlives its expired tasks: drop them as they are met, so an index that
+        # is listed does not grow without bound (the next page then starts that much sooner).
+        gone = [key for key, raw in zip(page, raws, strict=True) if not raw]
+        if gone:
+            await self.client.zrem(self.keys.index(tag), *gone)
+        return states, (offset + limit - len(gone) if more else None)
 
     async def scheduled_keys(self, limit: int = 1000) -> list[str]:
         raw: list[bytes] = await self.client.zrange(self.keys.scheduled, 0, limit - 1)  # type: ignore[assignment]

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from .docket import Docket
 from .keys import GROUP
-from .state import ExecutionState, Progress, Status, _time
+from .state import Progress, Status, _time
 
 
 class WorkerInfo(BaseModel):
@@ -62,11 +62,10 @@ async def snapshot(docket: Docket, *, sample: int = 1000) -> DocketSnapshot:
     later: list[bytes] = await client.zrange(keys.scheduled, 0, sample - 1)  # type: ignore[assignment]
     task_keys = [fields[b"key"].decode() for _sid, fields in entries if fields]
     task_keys += [k.decode() for k in later]
-    states = await _states(docket, task_keys[:sample])
+    states = await summaries(docket, task_keys[:sample])  # no payloads: no key needed
     by_function: dict[str, Counter[str]] = {}
     for state in states:
-        label = str(state.meta.get("tool") or state.function)
-        by_function.setdefault(label, Counter())[state.status.value] += 1
+        by_function.setdefault(state.label, Counter())[state.status.value] += 1
     return DocketSnapshot(
         name=docket.name,
         url=_redact(docket.url),
@@ -77,16 +76,6 @@ async def snapshot(docket: Docket, *, sample: int = 1000) -> DocketSnapshot:
         by_function={k: dict(v) for k, v in sorted(by_function.items())},
         sampled=len(states),
     )
-
-
-async def _states(docket: Docket, task_keys: list[str]) -> list[ExecutionState]:
-    if not task_keys:
-        return []
-    async with docket.client.pipeline(transaction=False) as pipe:
-        for key in task_keys:
-            pipe.hgetall(docket.keys.run(key))
-        raws: list[dict[bytes, bytes]] = await pipe.execute()
-    return [ExecutionState.from_hash(raw, docket.codec) for raw in raws if raw and b"status" in raw]
 
 
 async def purge(docket: Docket) -> int:

@@ -124,7 +124,7 @@ def start_run(
         return RunSpan(None, None)
     parent = None
     if meta and b'"trace"' in (meta if isinstance(meta, bytes) else meta.encode()):
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(Exception):  # metadata is the caller's: never fail a run on it
             carrier = pydantic_core.from_json(meta).get(META_KEY)
             if isinstance(carrier, dict):
                 parent = propagate.extract(carrier)

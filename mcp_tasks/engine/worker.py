@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -125,6 +124,7 @@ class Worker:
         self._claimer: asyncio.Task[None] | None = None
         self._until_finished = False
         self._reclaim_first = False
+        self._reclaim_cursor: bytes | str = "0-0"
         """Dead workers' tasks wait: the next freed slot takes them before any new task."""
         self._outage = False
         self._outage_delay = 0.05
@@ -317,8 +317,8 @@ class Worker:
             except ValueError as exc:
                 call_args, call_kwargs, unreadable = [], {}, exc
             limit = function.limit_for(call_args, call_kwargs) if function else None
-            if limit and docket.codec.encrypting:  # a limit's key names an argument's value
-                limit = (hashlib.sha256(limit[0].encode()).hexdigest(), limit[1])
+            if limit:  # a limit's key names an argument's value: keyed-hashed when sealing
+                limit = (docket.codec.name(limit[0]), limit[1])
             run = _Run(key, sid, function, fn_name, call_args, call_kwargs, 0, None, limit)
             run.unreadable = unreadable
             candidates.append(run)
@@ -351,9 +351,13 @@ class Worker:
         ctx = TaskContext(self.docket, run.key, run.attempt, run.fn_name)
         run.context = ctx
         token = _current.set(ctx)
-        span = tracing.start_run(
-            self.docket.name, run.label, run.fn_name, run.key, run.attempt, run.meta
-        )
+        try:  # a run that never got its outcome would hold its slot and lease forever
+            span = tracing.start_run(
+                self.docket.name, run.label, run.fn_name, run.key, run.attempt, run.meta
+            )
+        except Exception:
+            log.exception("task %s: could not open its trace span", run.key)
+            span = tracing.RunSpan(None, None)
         failure: BaseException | None = None
         try:
             if function is None:
@@ -581,12 +585,15 @@ class Worker:
 
         One ``XAUTOCLAIM`` looks at only ``10 * count`` pending entries, and the oldest
         pending entries are often live workers' (re-delivered tasks keep their old ids), so
-        follow its cursor through the pending list until enough are found or it ends.
+        follow its cursor through the pending list until enough are found — a bounded number
+        of pages per call, resuming where the previous call stopped.
         """
         keys = self.docket.keys
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
-        cursor: bytes | str = "0-0"
-        while len(entries) < count:
+        cursor = self._reclaim_cursor  # where the last reclaim stopped: the scan goes round
+        for _ in range(RECLAIM_PAGES):  # bounded: a long pending list costs a few calls a tick
+            if len(entries) >= count:
+                break
             cursor, claimed, *_ = await self.docket.client.xautoclaim(
                 keys.stream,
                 GROUP,
@@ -598,6 +605,7 @@ class Worker:
             entries += [(sid, fields) for sid, fields in claimed if fields]
             if cursor in (b"0-0", "0-0"):
                 break
+        self._reclaim_cursor = cursor
         if entries:
             log.info("reclaimed %d task(s) from unresponsive workers", len(entries))
         return entries
@@ -678,6 +686,9 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("task %s ended with an error", task.get_name(), exc_info=task.exception())
 
+
+RECLAIM_PAGES = 16
+"""XAUTOCLAIM pages (of 10 x the wanted count each) one reclaim looks through at most."""
 
 _COUNTERS = {
     "completed": "completed",

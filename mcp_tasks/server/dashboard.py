@@ -114,8 +114,8 @@ class Feed:
         """One viewer's stream: a snapshot, then updates (and a snapshot after a gap)."""
         docket = self._docket()
         queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_LIMIT)
-        await self._join(docket, queue)
         try:
+            await self._join(docket, queue)  # inside: a failed or abandoned join leaves too
             message: Message = _OWN_SNAPSHOT
             while message is not None:
                 event, data = message
@@ -142,9 +142,10 @@ class Feed:
             self._stop_listening()
 
     def _stop_listening(self) -> None:
-        if self._listening is not None:
-            self._listening.hub.remove_listener(self._on_event)
-            self._listening = None
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            with contextlib.suppress(RuntimeError):  # its docket is closed: nothing to remove
+                listening.hub.remove_listener(self._on_event)
         if self._pump is not None:
             self._pump.cancel()
             self._pump = None
@@ -185,6 +186,12 @@ class Feed:
             except RuntimeError:  # the docket was closed: the server is stopping
                 self._close_all()
                 return
+            except Exception:  # never let the feed die silently: log, resend everything
+                log.exception("dashboard: reading the latest tasks failed")
+                self._resync = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
             if changed:
                 self._newest_ms = max(self._newest_ms, *(_ms(t.created_at) or 0 for t in changed))
                 self._broadcast(("update", _payload(changed)))

@@ -102,7 +102,8 @@ class Tasks(ServerExtension):
     no authentication of its own — see :mod:`.dashboard` for what it shows and what not — so
     on a server with ``auth=`` it is off unless switched on explicitly), and
     ``/metrics`` for Prometheus (``metrics=False`` or ``MCP_TASKS_METRICS=0``; cluster-wide
-    figures kept in Redis, see :mod:`.metrics`).
+    figures kept in Redis, see :mod:`.metrics`; like the dashboard, off by default on a
+    server with ``auth=``, since custom routes bypass it).
     """
 
     identifier = EXTENSION_ID
@@ -129,12 +130,11 @@ class Tasks(ServerExtension):
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
         self.docket_name = name or os.environ.get("MCP_TASKS_NAME") or "mcp-tasks"
-        if worker is None:
-            worker = os.environ.get("MCP_TASKS_WORKER", "1").lower() not in ("0", "false", "no")
-        self.run_worker = worker
+        self.run_worker = _switch(worker, "MCP_TASKS_WORKER")
         self._dashboard_setting = dashboard
         self.dashboard = _switch(dashboard, "MCP_TASKS_DASHBOARD")  # settled when bound
-        self.metrics = _switch(metrics, "MCP_TASKS_METRICS")
+        self._metrics_setting = metrics
+        self.metrics = _switch(metrics, "MCP_TASKS_METRICS")  # settled when bound
         self.concurrency = concurrency
         self.default_ttl_ms = int(_seconds(default_ttl) * 1000)
         self.max_ttl_ms = int(_seconds(max_ttl) * 1000)
@@ -222,6 +222,9 @@ class Tasks(ServerExtension):
         # must not show every caller's activity to anyone unless its operator says so.
         self.dashboard = _switch(
             self._dashboard_setting, "MCP_TASKS_DASHBOARD", default=server.auth is None
+        )
+        self.metrics = _switch(
+            self._metrics_setting, "MCP_TASKS_METRICS", default=server.auth is None
         )
         if self.dashboard:
             routes += dashboard.routes(lambda: self.docket)

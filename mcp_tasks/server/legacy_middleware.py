@@ -26,7 +26,6 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
 from redis.exceptions import RedisError
 
 from ..engine.codec import CipherError
-from ..engine.connection import CONNECTION_ERRORS
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
 from .identity import listing_of, owner_of
@@ -36,7 +35,9 @@ if TYPE_CHECKING:
 
 _MARK = "_mcp_tasks_legacy_middleware"
 STORE_UNAVAILABLE = "The task store is unavailable right now; try again shortly"
-STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, *CONNECTION_ERRORS)
+STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError,)
+"""What the docket raises when Redis is unreachable, loading or failing (redis-py wraps
+socket errors in its own ConnectionError and TimeoutError)."""
 log = logging.getLogger("mcp_tasks.server")
 
 
@@ -65,6 +66,8 @@ def install(server: FastMCP, tasks: Tasks) -> None:
     served = {binding.method: binding.protocol_versions for binding in tasks.methods()}
 
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        if not _about_tasks(ctx, served):
+            return await dispatch(ctx, call_next)  # not ours: its errors are not the store's
         try:
             return await dispatch(ctx, call_next)
         except STORE_ERRORS as exc:
@@ -130,6 +133,19 @@ def install(server: FastMCP, tasks: Tasks) -> None:
 
     setattr(middleware, _MARK, True)
     lowlevel.middleware.append(middleware)
+
+
+def _about_tasks(ctx: ServerRequestContext[Any, Any], served: Collection[str]) -> bool:
+    """Whether a request touches the task store: tasks/*, a listen, a task-augmented call."""
+    if ctx.method in served or ctx.method == "subscriptions/listen":
+        return True
+    if ctx.method != "tools/call":
+        return False
+    if ctx.protocol_version == LEGACY_VERSION:
+        return isinstance((ctx.params or {}).get("task"), dict)
+    from .extension import read_opt_in  # it imports this module
+
+    return read_opt_in(ctx) is not None
 
 
 def _check_dialect(ctx: ServerRequestContext[Any, Any], versions: Collection[str] | None) -> None:
