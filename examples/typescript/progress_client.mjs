@@ -31,13 +31,14 @@ const transport = new StreamableHTTPClientTransport(new URL(url));
 await client.connect(transport);
 
 let taskId;
-let cancelling = false;
-process.on('SIGINT', async () => {
+let cancelling; // the tasks/cancel in flight, awaited before exiting
+process.on('SIGINT', () => {
     if (!taskId || cancelling) return;
-    cancelling = true;
     say('cancelling: tasks/cancel');
-    const task = await client.experimental.tasks.cancelTask(taskId);
-    say(`tasks/cancel answered: task ${task.taskId} ${task.status}`);
+    cancelling = client.experimental.tasks
+        .cancelTask(taskId)
+        .then((task) => say(`tasks/cancel answered: task ${task.taskId} ${task.status}`))
+        .catch((error) => say(`tasks/cancel failed: ${error.message}`));
 });
 
 let status = 'unknown';
@@ -64,6 +65,7 @@ for await (const message of stream) {
     }
 }
 say(`task ${taskId} ${status}`);
+await cancelling; // the stream can end (cancelled) before the cancel's own answer arrives
 await transport.terminateSession().catch(() => {});
 await client.close();
 process.exit(status === 'completed' ? 0 : status === 'cancelled' ? 130 : 1);
