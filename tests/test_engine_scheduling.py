@@ -203,8 +203,11 @@ async def test_perpetual_task_runs_once_per_interval_across_three_workers(
         await asyncio.wait_for(enough.wait(), timeout=10)
     assert overlaps == 0
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # One run per interval: never two runs in one interval, never an interval skipped.
-    assert all(interval * 0.75 <= gap <= interval * 1.75 for gap in gaps), gaps
+    # One run per interval: never two runs in one interval, never an interval skipped. Runs
+    # keep to the schedule, so a first run that started late (a busy machine, a cluster
+    # still warming up) is followed by a shorter first gap; later gaps are whole intervals.
+    assert interval * 0.25 <= gaps[0] <= interval * 1.75, gaps
+    assert all(interval * 0.75 <= gap <= interval * 1.75 for gap in gaps[1:]), gaps
     state = await docket.get(function.name)  # a perpetual task's key is its function's name
     assert state is not None and state.status is Status.SCHEDULED
     # Exactly one instance exists, whichever worker scheduled it.
