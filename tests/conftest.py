@@ -188,3 +188,25 @@ async def running(*workers: Worker) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@pytest.fixture(params=["memory", "redis"])
+def http_replicas(request: pytest.FixtureRequest, docket_name: str) -> Iterator[list[str]]:
+    """``fastmcp run server.py`` over HTTP; yields MCP endpoints: one server on memory://, or
+    on Redis a replica with a worker and an API-only one (``MCP_TASKS_WORKER=0``)."""
+    from servers import http_server
+
+    if request.param == "memory":
+        with http_server("server.py", {"MCP_TASKS_URL": "memory://"}) as mcp:
+            yield [mcp]
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    env = {"MCP_TASKS_URL": redis_url, "MCP_TASKS_NAME": docket_name}
+    try:
+        with (
+            http_server("server.py", env) as runs_tasks,
+            http_server("server.py", {**env, "MCP_TASKS_WORKER": "0"}) as api_only,
+        ):
+            yield [runs_tasks, api_only]
+    finally:
+        asyncio.run(purge(redis_url, docket_name))

@@ -7,19 +7,16 @@ worker while the tasks are created on, and run by, another replica.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import purge
 from fastmcp import Client, FastMCP
 from playwright.async_api import Page, async_playwright
-from servers import http_server
 from test_mcp_dialects import legacy
 
 from mcp_tasks import Tasks
@@ -29,23 +26,11 @@ CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 720}
 
 
-@pytest.fixture(params=["memory", "redis"])
-def replicas(request: pytest.FixtureRequest, docket_name: str) -> Iterator[tuple[str, str]]:
-    """(the MCP endpoint tasks are created on, the base URL of the replica showing the page)."""
-    if request.param == "memory":
-        with http_server("server.py", {"MCP_TASKS_URL": "memory://"}) as mcp:
-            yield mcp, mcp.removesuffix("/mcp")
-        return
-    redis_url = request.getfixturevalue("redis_url")
-    env = {"MCP_TASKS_URL": redis_url, "MCP_TASKS_NAME": docket_name}
-    try:
-        with (
-            http_server("server.py", env) as runs_tasks,
-            http_server("server.py", {**env, "MCP_TASKS_WORKER": "0"}) as shows_page,
-        ):
-            yield runs_tasks, shows_page.removesuffix("/mcp")
-    finally:
-        asyncio.run(purge(redis_url, docket_name))
+@pytest.fixture
+def replicas(http_replicas: list[str]) -> tuple[str, str]:
+    """(the MCP endpoint tasks are created on, the base URL of the replica showing the page:
+    on Redis the API-only one)."""
+    return http_replicas[0], http_replicas[-1].removesuffix("/mcp")
 
 
 @contextlib.asynccontextmanager

@@ -3,38 +3,13 @@ cancelled, and on Redis the very same figures from a replica that ran none of th
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
 import httpx
 import pytest
-from conftest import purge
 from fastmcp import Client
 from prometheus_client.parser import text_string_to_metric_families
-from servers import http_server
 from test_mcp_dialects import legacy
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", "redis"])
-def servers(request: pytest.FixtureRequest, docket_name: str) -> Iterator[list[str]]:
-    """MCP endpoints: one server on memory://; on Redis a replica with a worker and one
-    without."""
-    if request.param == "memory":
-        with http_server("server.py", {"MCP_TASKS_URL": "memory://"}) as mcp:
-            yield [mcp]
-        return
-    redis_url = request.getfixturevalue("redis_url")
-    env = {"MCP_TASKS_URL": redis_url, "MCP_TASKS_NAME": docket_name}
-    try:
-        with (
-            http_server("server.py", env) as runs_tasks,
-            http_server("server.py", {**env, "MCP_TASKS_WORKER": "0"}) as api_only,
-        ):
-            yield [runs_tasks, api_only]
-    finally:
-        asyncio.run(purge(redis_url, docket_name))
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -46,8 +21,8 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
-async def test_metrics_count_what_the_tasks_did(servers: list[str]) -> None:
-    async with Client(servers[0], mode="legacy") as client:
+async def test_metrics_count_what_the_tasks_did(http_replicas: list[str]) -> None:
+    async with Client(http_replicas[0], mode="legacy") as client:
 
         async def run(tool: str, arguments: dict[str, object]) -> dict[str, object]:
             created = await legacy(
@@ -66,7 +41,7 @@ async def test_metrics_count_what_the_tasks_did(servers: list[str]) -> None:
 
     texts = []
     async with httpx.AsyncClient() as http:
-        for mcp in servers:
+        for mcp in http_replicas:
             response = await http.get(mcp.removesuffix("/mcp") + "/metrics")
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/plain")
