@@ -12,10 +12,11 @@ from conftest import REDIS_URL
 
 from mcp_tasks.cli import main
 from mcp_tasks.engine import ConcurrencyLimit, Docket, Status, Worker
+from mcp_tasks.engine.keys import GROUP
 
 
 async def _prepare(name: str) -> dict[str, str]:
-    """A docket with one running, one queued and one scheduled task, and a live worker."""
+    """A docket with queued and scheduled tasks, and a worker that died holding one."""
     gate = asyncio.Event()
 
     async def hold() -> None:
@@ -33,7 +34,10 @@ async def _prepare(name: str) -> dict[str, str]:
         if state.status is Status.RUNNING:
             break
     queued = await docket.add("hold")()
-    await worker.stop(grace=0)
+    await worker.stop(grace=0)  # a graceful stop takes the worker out of the group...
+    # ...so let it look killed while holding a task: its consumer then stays, as the status
+    # command must show.
+    await docket.client.xreadgroup(GROUP, "cli-test-worker", {docket.keys.stream: ">"}, count=1)
     await docket.close()
     return {"running": running.key, "queued": queued.key, "later": later.key}
 

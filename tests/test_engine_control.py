@@ -313,3 +313,36 @@ async def test_workers_survive_a_purge(docket: Docket) -> None:
         after = await docket.add(job)()
         final = await docket.wait(after.key, timeout=15)
     assert final.result == "after the purge"
+
+
+async def consumer_names(docket: Docket) -> set[str]:
+    consumers = await docket.client.xinfo_consumers(docket.keys.stream, GROUP)
+    return {c["name"].decode() if isinstance(c["name"], bytes) else c["name"] for c in consumers}
+
+
+async def test_consumers_of_stopped_and_dead_workers_do_not_pile_up(docket: Docket) -> None:
+    async def quick() -> str:
+        return "done"
+
+    docket.register(quick)
+    # A worker that stops gracefully takes its consumer out of the group.
+    stopped = Worker(docket)
+    async with running(stopped):
+        await docket.wait((await docket.add(quick)()).key, timeout=10)
+        assert stopped.name in await consumer_names(docket)
+    assert stopped.name not in await consumer_names(docket)
+
+    # A killed worker's consumer stays; once idle long enough, a live worker removes it —
+    # but never one that still holds a task (that would lose it).
+    await docket.client.xgroup_createconsumer(docket.keys.stream, GROUP, "killed-idle")
+    holder = await docket.add(quick)()
+    await docket.client.xreadgroup(GROUP, "killed-holding", {docket.keys.stream: ">"}, count=1)
+    sweeper = Worker(docket, redelivery_timeout=60, forget_consumers_after=0.05)
+    await asyncio.sleep(0.1)  # both are now idle longer than forget_consumers_after
+    await sweeper._forget_consumers()
+    names = await consumer_names(docket)
+    assert "killed-idle" not in names
+    assert "killed-holding" in names  # it still holds `holder`'s entry
+    pending = await docket.client.xpending(docket.keys.stream, GROUP)
+    assert pending["pending"] == 1
+    assert (await docket.get(holder.key)) is not None

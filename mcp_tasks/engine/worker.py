@@ -98,6 +98,7 @@ class Worker:
         shutdown_grace: timedelta | float = timedelta(seconds=10),
         schedule_perpetual: bool = True,
         max_deliveries: int = 10,
+        forget_consumers_after: timedelta | float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -111,6 +112,13 @@ class Worker:
         self.schedule_perpetual = schedule_perpetual
         self.max_deliveries = max_deliveries
         """A task handed out this many times whose workers all died is failed, not re-run."""
+        forget = _seconds(forget_consumers_after) if forget_consumers_after is not None else None
+        self.forget_consumers_ms = (
+            int(forget * 1000) if forget is not None else max(10 * self.redelivery_ms, 600_000)
+        )
+        """A dead worker's consumer that holds no task and has been idle this long is removed
+        from the group (default: 10 x the redelivery timeout, at least 10 minutes)."""
+        self._forget_due = 0.0
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
         self._schedule_changed = asyncio.Event()
@@ -194,6 +202,8 @@ class Worker:
                     stragglers.append(cancel_and_wait(run.task))
             await asyncio.gather(*stragglers)
         await self._drain_outcomes()
+        with contextlib.suppress(Exception):  # Redis may be gone: the consumer then stays
+            await self._forget_consumers(mine=True)
         self.docket.hub.remove_listener(self._on_event)
         for task in self._background:
             await cancel_and_wait(task)
@@ -562,6 +572,9 @@ class Worker:
                 )
                 if woken:
                     self._wake_memory_workers()
+                if time.monotonic() >= self._forget_due:
+                    self._forget_due = time.monotonic() + min(60.0, self.forget_consumers_ms / 1000)
+                    await self._forget_consumers()
                 free = self.concurrency - len(self._runs)
                 if self._stopping:
                     continue
@@ -579,6 +592,31 @@ class Worker:
                     await self._start(entries)
             except Exception as exc:
                 await self._trouble(exc)
+
+    async def _forget_consumers(self, *, mine: bool = False) -> None:
+        """Remove consumers that hold no task from the group: this worker's own as it stops
+        (``mine``), else those idle for ``forget_consumers_after`` — the names of killed
+        workers, which would otherwise pile up forever. A consumer with pending entries is
+        never removed (that would lose its tasks); a live one removed by mistake is simply
+        created again by its next read."""
+        keys = self.docket.keys
+        consumers: list[dict[str, Any]] = await self.docket.client.xinfo_consumers(
+            keys.stream, GROUP
+        )
+        for consumer in consumers:
+            name = consumer.get("name")
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if int(consumer.get("pending", 0) or 0):
+                continue
+            if (
+                (name == self.name)
+                if mine
+                else (
+                    name != self.name
+                    and int(consumer.get("idle", 0) or 0) >= self.forget_consumers_ms
+                )
+            ):
+                await self.docket.client.xgroup_delconsumer(keys.stream, GROUP, name)
 
     async def _reclaim(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Take over up to ``count`` stream entries whose worker stopped renewing them.
