@@ -49,7 +49,7 @@ from ..protocol import (
     modern,
 )
 from ..protocol.view import TaskView
-from . import dashboard, legacy_middleware, metrics, push
+from . import dashboard, header_check, legacy_middleware, metrics, push
 from .identity import listing_of, owner_of
 from .runner import TOOL_FUNCTION, call_tool, caller_snapshot
 
@@ -191,6 +191,7 @@ class Tasks(ServerExtension):
         self._docket = docket
         legacy_middleware.install(server, self)
         push.install_listen(self)
+        header_check.install(server)
         if self.run_worker:
             self._worker = Worker(
                 docket, concurrency=self.concurrency, redelivery_timeout=self.redelivery_timeout

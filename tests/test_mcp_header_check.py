@@ -1,0 +1,148 @@
+"""The ``Mcp-Param`` header check without a ``tools/list`` per call, and still a check.
+
+mcp 2.3 validates a 2026-07-28 ``tools/call``'s ``Mcp-Param-*`` headers over HTTP and, with
+no schema lookup on the server, lists every tool through fastmcp to do it. ``Tasks`` answers
+that lookup while no tool could declare such a header; these tests hold it to the same
+outcome as the listing: no listing on a plain server, the check still rejecting a wrong
+header where a tool declares one, and the listing back once the server stops being plain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import pytest
+import uvicorn
+from conftest import purge
+from fastmcp import Client, FastMCP
+from fastmcp.client.transports import StreamableHttpTransport
+from fastmcp.server.middleware import Middleware
+from mcp.shared.exceptions import MCPError
+from pydantic import Field
+from servers import free_port
+from test_mcp_dialects import modern
+
+from mcp_tasks import Tasks
+from mcp_tasks.server.header_check import HeaderSchemaLookup
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue("redis_url"))
+
+
+class Listings(Middleware):
+    """Counts the ``tools/list`` requests fastmcp serves, the SDK's own included."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def on_list_tools(self, context: Any, call_next: Any) -> Any:
+        self.count += 1
+        return await call_next(context)
+
+
+def build(url: str, name: str, *, annotated: bool = False) -> tuple[FastMCP, Listings]:
+    mcp = FastMCP("header-check")
+    mcp.add_extension(Tasks(url=url, name=name))
+    listings = Listings()
+    mcp.add_middleware(listings)
+
+    @mcp.tool(task=True)
+    async def double(n: int) -> int:
+        return n * 2
+
+    if annotated:
+
+        @mcp.tool
+        async def regional(
+            region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+        ) -> str:
+            return region
+
+    return mcp, listings
+
+
+@contextlib.asynccontextmanager
+async def serving(mcp: FastMCP) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(mcp.http_app(), port=port, log_level="warning"))
+    serve = asyncio.create_task(server.serve())
+    while not server.started:
+        if serve.done():
+            serve.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.should_exit = True
+        await serve
+
+
+async def test_a_plain_server_checks_calls_without_listing_its_tools(
+    backend: str, docket_name: str
+) -> None:
+    mcp, listings = build(backend, docket_name)
+    try:
+        async with serving(mcp) as address, Client(address) as client:
+            assert isinstance(mcp._mcp_server.get_tool_input_schema, HeaderSchemaLookup)
+            await client.call_tool("double", {"n": 0})  # the client may list tools once itself
+            before = listings.count
+            for n in range(3):
+                assert (await client.call_tool("double", {"n": n})).data == 2 * n
+                call = {"name": "double", "arguments": {"n": n}}
+                created = await modern(client, "tools/call", call)
+                assert created["resultType"] == "task"
+            assert listings.count == before
+    finally:
+        await purge(backend, docket_name)
+
+
+async def test_a_declared_header_is_still_checked(backend: str, docket_name: str) -> None:
+    mcp, listings = build(backend, docket_name, annotated=True)
+    try:
+        async with serving(mcp) as address:
+            assert mcp._mcp_server.get_tool_input_schema is None  # the SDK lists, as before
+            async with Client(address) as client:
+                await client.list_tools()  # the client learns the header and sends it
+                assert (await client.call_tool("regional", {"region": "eu"})).data == "eu"
+            liar = StreamableHttpTransport(address, headers={"Mcp-Param-Region": "us"})
+            async with Client(liar) as client:
+                with pytest.raises(MCPError, match="Mcp-Param-Region header does not match"):
+                    await client.call_tool_mcp("regional", {"region": "eu"})
+            assert listings.count >= 2
+    finally:
+        await purge(backend, docket_name)
+
+
+async def test_the_listing_comes_back_once_the_server_is_not_plain(
+    backend: str, docket_name: str
+) -> None:
+    mcp, listings = build(backend, docket_name)
+    try:
+        async with serving(mcp) as address, Client(address) as client:
+            assert (await client.call_tool("double", {"n": 1})).data == 2
+            before = listings.count
+            assert (await client.call_tool("double", {"n": 1})).data == 2
+            assert listings.count == before
+
+            @mcp.tool
+            async def regional(
+                region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+            ) -> str:
+                return region
+
+            await client.call_tool("double", {"n": 2})  # finds the change: lets this one by
+            assert mcp._mcp_server.get_tool_input_schema is None
+            before = listings.count
+            assert (await client.call_tool("double", {"n": 3})).data == 6
+            assert listings.count > before
+    finally:
+        await purge(backend, docket_name)
