@@ -119,6 +119,8 @@ class CellResult:
     first_errors: list[str] = field(default_factory=list)
     push_fallbacks: int = 0
     notes: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    """ours only: median ms of one request of each kind, one after the other (see PHASES)."""
 
     def error(self, client: str, exc: BaseException | str) -> None:
         self.errors[client] = self.errors.get(client, 0) + 1
@@ -414,7 +416,49 @@ async def measure(target: Any, system: str, sizes: Sizes) -> CellResult:
                     name,
                 )
                 cell.concurrent_rps[name].append(rps)
+        if system == "ours":
+            try:
+                await phases(client, sizes.sequential, cell)
+            except Exception as exc:
+                cell.error("phases", exc)
     return cell
+
+
+PHASES = {
+    "plain": "plain tools/call (no task)",
+    "create": "tools/call creating a task",
+    "get": "tasks/get of a finished task",
+    "listen": "subscriptions/listen on a finished task",
+}
+"""The requests a task round trip is made of, timed one kind at a time: where the time goes."""
+
+
+async def phases(client: Client[Any], count: int, cell: CellResult) -> None:
+    """Median ms per request of each PHASES kind (``count`` each, in rounds of 20)."""
+    created = await modern(client, "tools/call", {"name": "noop", "arguments": {"n": 0}})
+    finished = created["taskId"]
+    listen = {"notifications": {"taskIds": [finished]}}
+    await modern(client, "subscriptions/listen", listen)  # answers once the task has ended
+    kinds: dict[str, Call] = {"plain": plain_call(client)}
+
+    async def create(n: int) -> None:
+        await modern(client, "tools/call", {"name": "noop", "arguments": {"n": n}})
+
+    async def get(n: int) -> None:
+        await modern(client, "tasks/get", {"taskId": finished})
+
+    async def follow(n: int) -> None:
+        await modern(client, "subscriptions/listen", listen)
+
+    kinds |= {"create": create, "get": get, "listen": follow}
+    for kind, call in kinds.items():
+        rounds = []
+        for _ in range(max(count // 20, 1)):
+            start = time.perf_counter()
+            for n in range(20):
+                await call(n)
+            rounds.append((time.perf_counter() - start) * 1000 / 20)
+        cell.phases[kind] = statistics.median(rounds)
 
 
 async def child(system: str, transport: str, url: str, name: str, sizes: Sizes) -> CellResult:
@@ -580,6 +624,10 @@ def report(
         "|---|---|---|",
     ]
     checks: list[str] = []
+    anatomy = [
+        "| scenario | " + " | ".join(PHASES.values()) + " |",
+        "|---|" + "---|" * len(PHASES),
+    ]
     for transport in transports:
         for backend in backends:
             ours = results.get((transport, backend, "ours"), CellResult())
@@ -605,6 +653,9 @@ def report(
                     figure(peer, "plain", metric, sizes),
                 ]
                 reference.append("| " + " | ".join(row) + " |")
+            if ours.phases:
+                cells = [f"{ours.phases[k]:.2f}" if k in ours.phases else MISSING for k in PHASES]
+                anatomy.append(f"| {where}: ms/request | " + " | ".join(cells) + " |")
             push_ms = median(ours.sequential_ms.get("push"))
             poll_ms = median(ours.sequential_ms.get("poll"))
             if push_ms is not None or poll_ms is not None:
@@ -632,6 +683,15 @@ def report(
     print("Reference, no task: the same tool called without the tasks opt-in (runs inline).")
     print()
     print("\n".join(reference))
+    if len(anatomy) > 2:
+        print()
+        print(
+            "Where a task's time goes (mcp-tasks; median ms per request, each kind on its own; "
+            "a polling round trip is a create plus at least one tasks/get, a push one a create "
+            "plus a listen):"
+        )
+        print()
+        print("\n".join(anatomy))
     print()
     print(f"Versions: {versions()}; Redis server {redis_version or 'not reachable'}.")
     print(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}.")
