@@ -216,6 +216,20 @@ async def test_run_until_finished_drains_and_returns(docket: Docket) -> None:
     assert await docket.depth() == (0, 0)
 
 
+async def test_backlog_reads_the_stream_and_the_schedule_together(docket: Docket) -> None:
+    """What run_until_finished decides on: queued tasks and scheduled keys in one read."""
+
+    async def job(n: int) -> int:
+        return n
+
+    docket.register(job)
+    assert await docket.backlog() == (0, [])
+    await docket.add_many(job, [(1,), (2,)])
+    later = await docket.add(job, delay=60)(3)
+    assert await docket.backlog() == (2, [later.key])
+    assert await docket.backlog(limit=1) == (2, [later.key])
+
+
 async def test_many_waiters_share_one_subscription(docket: Docket) -> None:
     gate = asyncio.Event()
 

@@ -473,6 +473,14 @@ class Docket:
             await self.client.zrem(self.keys.index(tag), *gone)
         return states, (offset + limit - len(gone) if more else None)
 
+    async def backlog(self, limit: int = 1000) -> tuple[int, list[str]]:
+        """(tasks on the stream not yet finished, the first ``limit`` scheduled keys), read
+        atomically: a task moving from one to the other is always seen in one of them."""
+        stream, scheduled = await self.scripts.run(
+            "backlog", [self.keys.stream, self.keys.scheduled], [limit]
+        )
+        return int(stream), [bytes(k).decode() for k in scheduled]
+
     async def scheduled_keys(self, limit: int = 1000) -> list[str]:
         raw: list[bytes] = await self.client.zrange(self.keys.scheduled, 0, limit - 1)  # type: ignore[assignment]
         return [k.decode() for k in raw]

@@ -14,7 +14,18 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-NAMES = ("enqueue", "start", "finish", "promote", "cancel", "sweep", "answer", "update", "admit")
+NAMES = (
+    "enqueue",
+    "start",
+    "finish",
+    "promote",
+    "cancel",
+    "sweep",
+    "answer",
+    "update",
+    "admit",
+    "backlog",
+)
 
 
 @cache

@@ -297,11 +297,11 @@ class Worker:
     async def _finished(self) -> bool:
         if self._runs or self._outcomes:
             return False
-        stream, _scheduled = await self.docket.depth()
+        stream, scheduled = await self.docket.backlog()
         if stream:
             return False
         perpetual = {f.name for f in self.docket.functions.values() if f.perpetual}
-        return all(key in perpetual for key in await self.docket.scheduled_keys())
+        return all(key in perpetual for key in scheduled)
 
     async def _start(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Start a batch of claimed entries with one script; spawn the ones that may run."""
