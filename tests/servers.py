@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -71,3 +74,21 @@ def http_server(server_file: str, env: dict[str, str] | None = None) -> Iterator
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         stop([process])
+
+
+@contextlib.asynccontextmanager
+async def serving_in_process(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app (``mcp.http_app()``) with uvicorn on a free loopback port, in this
+    event loop, so a test can reach into the server; yields its MCP URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    serve = asyncio.create_task(server.serve())
+    while not server.started:
+        if serve.done():
+            serve.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.should_exit = True
+        await serve

@@ -7,13 +7,11 @@ the caller's identity on the worker, though the bearer token itself is never sto
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from conftest import purge
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
@@ -23,7 +21,7 @@ from fastmcp.server.middleware import Middleware
 from fastmcp.utilities.authorization import require_scopes
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
-from servers import free_port
+from servers import serving_in_process
 from test_mcp_dialects import legacy, modern
 
 from mcp_tasks import Tasks
@@ -64,18 +62,8 @@ async def serving(url: str, name: str) -> AsyncIterator[tuple[str, Policy, Tasks
         assert token is not None
         return {"client": token.client_id, "scopes": token.scopes, "token": token.token}
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(mcp.http_app(), port=port, log_level="warning"))
-    serve = asyncio.create_task(server.serve())
-    while not server.started:
-        if serve.done():
-            serve.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/mcp", policy, tasks
-    finally:
-        server.should_exit = True
-        await serve
+    async with serving_in_process(mcp.http_app()) as address:
+        yield address, policy, tasks
 
 
 async def test_a_task_runs_as_its_caller_in_both_dialects(url: str, docket_name: str) -> None:

@@ -9,20 +9,16 @@ header where a tool declares one, and the listing back once the server stops bei
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import pytest
-import uvicorn
 from conftest import purge
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.server.middleware import Middleware
 from mcp.shared.exceptions import MCPError
 from pydantic import Field
-from servers import free_port
+from servers import serving_in_process
 from test_mcp_dialects import modern
 
 from mcp_tasks import Tasks
@@ -70,28 +66,12 @@ def build(url: str, name: str, *, annotated: bool = False) -> tuple[FastMCP, Lis
     return mcp, listings
 
 
-@contextlib.asynccontextmanager
-async def serving(mcp: FastMCP) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(mcp.http_app(), port=port, log_level="warning"))
-    serve = asyncio.create_task(server.serve())
-    while not server.started:
-        if serve.done():
-            serve.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        server.should_exit = True
-        await serve
-
-
 async def test_a_plain_server_checks_calls_without_listing_its_tools(
     backend: str, docket_name: str
 ) -> None:
     mcp, listings = build(backend, docket_name)
     try:
-        async with serving(mcp) as address, Client(address) as client:
+        async with serving_in_process(mcp.http_app()) as address, Client(address) as client:
             assert isinstance(mcp._mcp_server.get_tool_input_schema, HeaderSchemaLookup)
             await client.call_tool("double", {"n": 0})  # the client may list tools once itself
             before = listings.count
@@ -108,7 +88,7 @@ async def test_a_plain_server_checks_calls_without_listing_its_tools(
 async def test_a_declared_header_is_still_checked(backend: str, docket_name: str) -> None:
     mcp, listings = build(backend, docket_name, annotated=True)
     try:
-        async with serving(mcp) as address:
+        async with serving_in_process(mcp.http_app()) as address:
             assert mcp._mcp_server.get_tool_input_schema is None  # the SDK lists, as before
             async with Client(address) as client:
                 await client.list_tools()  # the client learns the header and sends it
@@ -127,7 +107,7 @@ async def test_the_listing_comes_back_once_the_server_is_not_plain(
 ) -> None:
     mcp, listings = build(backend, docket_name)
     try:
-        async with serving(mcp) as address, Client(address) as client:
+        async with serving_in_process(mcp.http_app()) as address, Client(address) as client:
             assert (await client.call_tool("double", {"n": 1})).data == 2
             before = listings.count
             assert (await client.call_tool("double", {"n": 1})).data == 2
