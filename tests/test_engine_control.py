@@ -228,6 +228,8 @@ async def test_backlog_reads_the_stream_and_the_schedule_together(docket: Docket
     later = await docket.add(job, delay=60)(3)
     assert await docket.backlog() == (2, [later.key])
     assert await docket.backlog(limit=1) == (2, [later.key])
+    with pytest.raises(ValueError, match="limit"):
+        await docket.backlog(limit=0)
 
 
 async def test_many_waiters_share_one_subscription(docket: Docket) -> None:

@@ -9,6 +9,7 @@ header where a tool declares one, and the listing back once the server stops bei
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 import pytest
@@ -16,6 +17,9 @@ from conftest import purge
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.server.middleware import Middleware
+from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
+from fastmcp.server.transforms import Namespace
+from fastmcp.tools import Tool
 from mcp.shared.exceptions import MCPError
 from pydantic import Field
 from servers import serving_in_process
@@ -35,14 +39,22 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 class Listings(Middleware):
-    """Counts the ``tools/list`` requests fastmcp serves, the SDK's own included."""
+    """Counts the ``tools/list`` requests fastmcp serves, the SDK's own included (from the
+    generic ``on_request`` hook: a middleware with ``on_list_tools`` makes a server not plain)."""
 
     def __init__(self) -> None:
         self.count = 0
 
-    async def on_list_tools(self, context: Any, call_next: Any) -> Any:
-        self.count += 1
+    async def on_request(self, context: Any, call_next: Any) -> Any:
+        if context.method == "tools/list":
+            self.count += 1
         return await call_next(context)
+
+
+async def regional(
+    region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+) -> str:
+    return region
 
 
 def build(url: str, name: str, *, annotated: bool = False) -> tuple[FastMCP, Listings]:
@@ -56,13 +68,7 @@ def build(url: str, name: str, *, annotated: bool = False) -> tuple[FastMCP, Lis
         return n * 2
 
     if annotated:
-
-        @mcp.tool
-        async def regional(
-            region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
-        ) -> str:
-            return region
-
+        mcp.tool(regional)
     return mcp, listings
 
 
@@ -107,22 +113,69 @@ async def test_the_listing_comes_back_once_the_server_is_not_plain(
 ) -> None:
     mcp, listings = build(backend, docket_name)
     try:
-        async with serving_in_process(mcp.http_app()) as address, Client(address) as client:
-            assert (await client.call_tool("double", {"n": 1})).data == 2
-            before = listings.count
-            assert (await client.call_tool("double", {"n": 1})).data == 2
-            assert listings.count == before
-
-            @mcp.tool
-            async def regional(
-                region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
-            ) -> str:
-                return region
-
-            await client.call_tool("double", {"n": 2})  # finds the change: lets this one by
+        async with serving_in_process(mcp.http_app()) as address:
+            async with Client(address) as client:
+                assert (await client.call_tool("double", {"n": 1})).data == 2
+                before = listings.count
+                assert (await client.call_tool("double", {"n": 1})).data == 2
+                assert listings.count == before
+            mcp.tool(regional)  # added while serving: the server now declares a header
+            liar = StreamableHttpTransport(address, headers={"Mcp-Param-Region": "us"})
+            async with Client(liar) as client:
+                for _ in range(2):  # the call that finds the change is checked too
+                    with pytest.raises(MCPError, match="Mcp-Param-Region header does not match"):
+                        await client.call_tool_mcp("regional", {"region": "eu"})
             assert mcp._mcp_server.get_tool_input_schema is None
-            before = listings.count
-            assert (await client.call_tool("double", {"n": 3})).data == 6
-            assert listings.count > before
+            async with Client(address) as client:
+                before = listings.count
+                assert (await client.call_tool("double", {"n": 3})).data == 6
+                assert listings.count > before
     finally:
         await purge(backend, docket_name)
+
+
+class Relister(Middleware):
+    async def on_list_tools(self, context: Any, call_next: Any) -> Any:
+        return await call_next(context)
+
+
+class Stamp(Tool):
+    """A hand-made tool whose schema holds a value JSON cannot encode."""
+
+    async def run(self, arguments: dict[str, Any]) -> Any:
+        return "ok"
+
+
+def plain() -> FastMCP:
+    mcp = FastMCP("plain")
+
+    @mcp.tool
+    async def double(n: int) -> int:
+        return n * 2
+
+    return mcp
+
+
+def test_what_counts_as_plain() -> None:
+    """The lookup vouches only for servers whose every listable tool it can see."""
+    mcp = plain()
+    assert HeaderSchemaLookup(mcp).applies()
+    mcp.disable(names={"double"})  # visibility only hides tools
+    assert HeaderSchemaLookup(mcp).applies()
+    odd = {"type": "object", "properties": {"at": {"type": "string", "default": date(2026, 1, 1)}}}
+    mcp.add_tool(Stamp(name="stamp", parameters=odd))
+    assert HeaderSchemaLookup(mcp).applies()  # an odd schema neither breaks nor fools it
+
+    annotated = [
+        lambda m: m.tool(regional),
+        lambda m: m.add_middleware(ToolInjectionMiddleware([Tool.from_function(regional)])),
+    ]
+    unknowable = [
+        lambda m: m.add_middleware(Relister()),
+        lambda m: m.mount(plain(), namespace="sub"),
+        lambda m: m.add_transform(Namespace("x")),
+    ]
+    for change in [*annotated, *unknowable]:
+        mcp = plain()
+        change(mcp)
+        assert not HeaderSchemaLookup(mcp).applies()

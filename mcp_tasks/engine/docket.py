@@ -476,6 +476,8 @@ class Docket:
     async def backlog(self, limit: int = 1000) -> tuple[int, list[str]]:
         """(tasks on the stream not yet finished, the first ``limit`` scheduled keys), read
         atomically: a task moving from one to the other is always seen in one of them."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
         stream, scheduled = await self.scripts.run(
             "backlog", [self.keys.stream, self.keys.scheduled], [limit]
         )
