@@ -232,6 +232,30 @@ async def test_backlog_reads_the_stream_and_the_schedule_together(docket: Docket
         await docket.backlog(limit=0)
 
 
+async def test_backlog_counts_tasks_parked_on_a_concurrency_limit(docket: Docket) -> None:
+    """A parked task is off the stream until a slot frees; the worker must not call that
+    finished."""
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    async def job(n: int) -> int:
+        started.set()
+        await gate.wait()
+        return n
+
+    docket.register(job, concurrency=ConcurrencyLimit(1))
+    _first, second = await docket.add_many(job, [(1,), (2,)])
+    async with running(Worker(docket, concurrency=4)):
+        await started.wait()
+        async with asyncio.timeout(10):  # no event says "parked": look until it left the stream
+            while (await docket.depth())[0] != 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert await docket.backlog() == (2, [])  # one running on the stream, one parked
+        gate.set()
+        await docket.wait(second.key, timeout=10)
+    assert await docket.backlog() == (0, [])
+
+
 async def test_many_waiters_share_one_subscription(docket: Docket) -> None:
     gate = asyncio.Event()
 

@@ -474,14 +474,15 @@ class Docket:
         return states, (offset + limit - len(gone) if more else None)
 
     async def backlog(self, limit: int = 1000) -> tuple[int, list[str]]:
-        """(tasks on the stream not yet finished, the first ``limit`` scheduled keys), read
-        atomically: a task moving from one to the other is always seen in one of them."""
+        """(tasks queued, running or parked on a concurrency limit, the first ``limit``
+        scheduled keys), read atomically: a task moving between them is always counted."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        stream, scheduled = await self.scripts.run(
-            "backlog", [self.keys.stream, self.keys.scheduled], [limit]
+        keys = self.keys
+        pending, scheduled = await self.scripts.run(
+            "backlog", [keys.stream, keys.scheduled, keys.limits], [limit, keys.prefix]
         )
-        return int(stream), [bytes(k).decode() for k in scheduled]
+        return int(pending), [bytes(k).decode() for k in scheduled]
 
     async def scheduled_keys(self, limit: int = 1000) -> list[str]:
         raw: list[bytes] = await self.client.zrange(self.keys.scheduled, 0, limit - 1)  # type: ignore[assignment]
