@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
+import httpx
 import pytest
 from conftest import purge
 from fastmcp import Client, FastMCP
@@ -21,11 +22,13 @@ from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
 from fastmcp.server.transforms import Namespace
 from fastmcp.tools import Tool
 from mcp.shared.exceptions import MCPError
+from mcp_types import HEADER_MISMATCH
 from pydantic import Field
 from servers import serving_in_process
 from test_mcp_dialects import modern
 
 from mcp_tasks import Tasks
+from mcp_tasks.protocol import EXTENSION_ID
 from mcp_tasks.server.header_check import HeaderSchemaLookup
 
 pytestmark = pytest.mark.anyio
@@ -130,6 +133,37 @@ async def test_the_listing_comes_back_once_the_server_is_not_plain(
                 before = listings.count
                 assert (await client.call_tool("double", {"n": 3})).data == 6
                 assert listings.count > before
+    finally:
+        await purge(backend, docket_name)
+
+
+async def test_a_mismatched_mcp_name_is_refused_briefly(backend: str, docket_name: str) -> None:
+    """``Mcp-Name`` naming another task than the body is -32020, and the answer quotes a
+    huge id shortened, not whole."""
+    mcp, _ = build(backend, docket_name)
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "probe", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION_ID: {}}},
+    }
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tasks/get",
+        "mcp-name": "another",
+    }
+    body = {"taskId": "a" * 100_000, "_meta": meta}
+    try:
+        request = {"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": body}
+        async with (
+            serving_in_process(mcp.http_app()) as address,
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            response = await http.post(address, headers=headers, json=request)
+        error = response.json()["error"]
+        assert error["code"] == HEADER_MISMATCH
+        assert "Mcp-Name header 'another' does not match" in error["message"]
+        assert len(response.content) < 500
     finally:
         await purge(backend, docket_name)
 

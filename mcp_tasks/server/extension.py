@@ -558,7 +558,8 @@ def check_name_header(ctx: ServerRequestContext[Any, Any], task_id: str | None) 
     if named is not None and named != task_id:
         raise MCPError(
             code=HEADER_MISMATCH,
-            message=f"Mcp-Name header {named!r} does not match params.taskId {task_id!r}",
+            message=f"Mcp-Name header {shown(named)!r} does not match params.taskId "
+            f"{shown(task_id)!r}",
         )
 
 
