@@ -281,6 +281,10 @@ async def test_legacy_errors(harness: Harness) -> None:
             with pytest.raises(MCPError) as error:
                 await legacy(client, method, params)
             assert error.value.code == code, (method, params)
+        huge = {"name": "n" * 100_000, "arguments": {}, "task": {}}
+        with pytest.raises(MCPError, match="Unknown tool: nnn") as error:
+            await legacy(client, "tools/call", huge)
+        assert len(error.value.error.message) < 100  # a huge name is not echoed back whole
 
 
 async def test_legacy_cancel(harness: Harness) -> None:

@@ -99,7 +99,9 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                     )
                 return await call_next(ctx)
             if tool is None:
-                raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {tool_name}")
+                from .extension import shown  # it imports this module
+
+                raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {shown(tool_name)}")
             if mode == "forbidden":
                 raise MCPError(
                     code=METHOD_NOT_FOUND,
