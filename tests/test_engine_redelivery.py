@@ -96,3 +96,54 @@ async def test_a_dead_workers_task_is_found_behind_many_live_ones(docket: Docket
         final = await docket.wait(orphan.key, timeout=20)
     assert final.status is Status.COMPLETED
     assert started[0] == "orphan", started  # the live worker's fifteen were not overdue yet
+
+
+async def test_memory_worker_waiting_for_new_work_takes_a_noted_orphan_when_a_slot_frees(
+    docket_name: str,
+) -> None:
+    """memory:// only (on Redis the claim loop blocks in XREADGROUP instead): the claim loop
+    waits for new work while it has a free slot; the maintenance loop then takes that slot
+    for one dead worker's task and notes a second one. When a slot frees, the claim loop
+    must take the noted task itself, not leave it to the next maintenance tick."""
+    async with Docket(name=docket_name, url=f"memory://{docket_name}") as docket:
+        gates: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        started: list[str] = []
+        changed = asyncio.Event()
+        reclaimed_by: dict[str, str] = {}
+
+        async def hold(label: str) -> str:
+            started.append(label)
+            changed.set()
+            await gates[label].wait()
+            return label
+
+        docket.register(hold, name="hold")
+        await docket.add("hold")("first-orphan")
+        second = await docket.add("hold")("second-orphan")
+        claimed = await docket.client.xreadgroup(
+            GROUP, "dead-worker", {docket.keys.stream: ">"}, count=2
+        )
+        ids = [sid for sid, _ in claimed[0][1]]  # type: ignore[index]
+        await docket.client.xclaim(docket.keys.stream, GROUP, "dead-worker", 0, ids, idle=600_000)
+        await docket.add("hold")("busy")
+        worker = Worker(docket, concurrency=2, redelivery_timeout=1.0)
+        reclaim = worker._reclaim
+
+        async def reclaim_noting_who(count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+            entries = await reclaim(count)
+            task = asyncio.current_task()
+            for _sid, fields in entries:
+                reclaimed_by[fields[b"key"].decode()] = task.get_name() if task else "?"
+            return entries
+
+        worker._reclaim = reclaim_noting_who  # type: ignore[method-assign]
+        async with running(worker):
+            # busy runs at once; a maintenance tick takes the last slot for the first orphan
+            await until(lambda: sorted(started) == ["busy", "first-orphan"], changed)
+            await until(lambda: worker._reclaim_first)  # the next tick notes the second
+            gates["busy"].set()
+            await until(lambda: "second-orphan" in started, changed)
+            for gate in gates.values():
+                gate.set()
+            await docket.wait(second.key, timeout=10)
+        assert reclaimed_by[second.key] != "mcp-tasks maintenance", reclaimed_by

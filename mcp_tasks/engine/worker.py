@@ -493,7 +493,9 @@ class Worker:
             self._wake_memory_workers()  # it may have put tasks back on the stream
 
     def _wake_memory_workers(self) -> None:
-        """On Redis an XADD wakes blocked readers; fakeredis needs the in-process signal."""
+        """On Redis an XADD wakes blocked readers; fakeredis needs the in-process signal.
+        Every XADD to the stream must be followed by this (or the signal's notify): a memory://
+        worker that found the stream drained does not look again until the signal fires."""
         memory = self.docket.backend.memory
         if memory is not None:
             memory.signal.notify()
@@ -596,6 +598,10 @@ class Worker:
                         keys.stream, GROUP, min="-", max="+", count=1, idle=self.redelivery_ms
                     )
                     self._reclaim_first = bool(overdue)
+                    if overdue:
+                        # A memory:// claim loop may be waiting for new work since before the
+                        # slots filled up: wake it, so it waits for a slot to free instead.
+                        self._wake_memory_workers()
                     continue
                 entries = await self._reclaim(free)
                 if entries:
