@@ -33,20 +33,28 @@ async def until(condition: Callable[[], bool], changed: asyncio.Event | None = N
                 await changed.wait()
 
 
+class Holds:
+    """A task function ``hold(label)`` that runs until its label's gate is set, noting the
+    order tasks start in."""
+
+    def __init__(self) -> None:
+        self.gates: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.started: list[str] = []
+        self.changed = asyncio.Event()
+
+    async def hold(self, label: str) -> str:
+        self.started.append(label)
+        self.changed.set()
+        await self.gates[label].wait()
+        return label
+
+
 async def test_a_dead_workers_task_takes_the_next_free_slot_before_new_work(
     docket: Docket,
 ) -> None:
-    gates: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
-    started: list[str] = []
-    changed = asyncio.Event()
-
-    async def hold(label: str) -> str:
-        started.append(label)
-        changed.set()
-        await gates[label].wait()
-        return label
-
-    docket.register(hold, name="hold")
+    holds = Holds()
+    gates, started, changed = holds.gates, holds.started, holds.changed
+    docket.register(holds.hold, name="hold")
     orphan = await docket.add("hold")("orphan")
     # A worker that died right after claiming it: the entry sits in the group's pending list.
     claimed = await docket.client.xreadgroup(
@@ -106,18 +114,10 @@ async def test_memory_worker_waiting_for_new_work_takes_a_noted_orphan_when_a_sl
     for one dead worker's task and notes a second one. When a slot frees, the claim loop
     must take the noted task itself, not leave it to the next maintenance tick."""
     async with Docket(name=docket_name, url=f"memory://{docket_name}") as docket:
-        gates: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
-        started: list[str] = []
-        changed = asyncio.Event()
+        holds = Holds()
+        gates, started, changed = holds.gates, holds.started, holds.changed
         reclaimed_by: dict[str, str] = {}
-
-        async def hold(label: str) -> str:
-            started.append(label)
-            changed.set()
-            await gates[label].wait()
-            return label
-
-        docket.register(hold, name="hold")
+        docket.register(holds.hold, name="hold")
         await docket.add("hold")("first-orphan")
         second = await docket.add("hold")("second-orphan")
         claimed = await docket.client.xreadgroup(
