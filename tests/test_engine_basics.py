@@ -298,3 +298,22 @@ async def test_list_index_pages_through_a_tag_and_forgets_expired_tasks(docket: 
     assert sorted(seen) == sorted([keys[0], keys[3], keys[4]]) and len(seen) == 3
     remaining = await docket.client.zrange(docket.keys.index("alice"), 0, -1)
     assert sorted(k.decode() for k in remaining) == sorted([keys[0], keys[3], keys[4]])
+
+
+async def test_an_index_nobody_lists_stays_near_its_live_tasks(docket: Docket) -> None:
+    """A principal creating tasks forever (a 2026-07-28 client never lists) must not grow its
+    index forever: adding to it drops tasks whose state expired, even behind long-lived ones."""
+    docket.register(crunch)
+    for n in range(5):  # long-lived tasks at the head of the index
+        await docket.add(crunch, index="alice")(n)
+    previous: list[str] = []
+    for _ in range(20):
+        for gone in previous:  # the last round's tasks expire
+            await docket.client.delete(docket.keys.run(gone))
+        previous = [(await docket.add(crunch, index="alice")(n)).key for n in range(50)]
+    size = await docket.client.zcard(docket.keys.index("alice"))
+    # 1,005 tasks joined, 55 are live; without pruning all 1,005 would stay. A simulation of
+    # this sampling puts the size at 55-80; twice the live tasks leaves room for chance.
+    assert 55 <= size <= 110
+    live = {k.decode() for k in await docket.client.zrange(docket.keys.index("alice"), 0, -1)}
+    assert set(previous) <= live  # a live task is never dropped

@@ -325,7 +325,7 @@ class Docket:
         now = now_ms()
         keys = [self.keys.stream, self.keys.scheduled, self.keys.events]
         keys += [self.keys.recent, self.keys.stats]
-        args: list[Any] = [now, self.keep_recent]
+        args: list[Any] = [now, self.keep_recent, self.keys.prefix]
         for row in rows:
             run = self.keys.run(row.key)
             keys += [run, self.keys.index(row.index) if row.index else run]

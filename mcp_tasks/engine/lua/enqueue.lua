@@ -1,16 +1,37 @@
 -- Add tasks. KEYS: stream, scheduled, events, recent, stats, then per task its run hash and
 -- the index it is listed in (its run hash again when it is in none).
--- ARGV: now_ms, how many keys `recent` keeps (0 = none), then per task: key,
+-- ARGV: now_ms, how many keys `recent` keeps (0 = none), the docket prefix, then per task: key,
 -- mode (new|keep|replace), when_ms, fn, call, meta,
 -- ttl_ms (how long the state outlives the task's end; '' = the docket's default),
 -- index_ttl_ms ('' = not indexed), label (what the statistics count it under).
 -- Returns per task {created (1|0), status}.
 local stream, scheduled, events, recent, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, keep_recent = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, keep_recent, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out, notes, created = {}, {}, {}
+
+-- An index lists tasks by creation and lives on while tasks keep joining it, but each task's
+-- record expires on its own TTL, and nothing else ever removes it from the index (a 2026-07-28
+-- client never lists). So each join drops the expired among the three oldest entries and two
+-- random ones: expired tasks queue up at the head, and the samples reach past a head of
+-- long-lived tasks, which keeps an index near its live tasks at a few commands per add.
+local function prune(index)
+  local seen = {}
+  for _, member in ipairs(redis.call('ZRANGE', index, 0, 2)) do
+    seen[member] = true
+  end
+  for _, member in ipairs(redis.call('ZRANDMEMBER', index, 2)) do
+    seen[member] = true
+  end
+  for member in pairs(seen) do
+    if redis.call('EXISTS', prefix .. ':run:' .. member) == 0 then
+      redis.call('ZREM', index, member)
+    end
+  end
+end
+
 for i = 1, (#KEYS - 5) / 2 do
   local run, index = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local a = 2 + (i - 1) * 9
+  local a = 3 + (i - 1) * 9
   local key, mode, when = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local fn, call, meta, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local index_ttl, label = ARGV[a + 8], ARGV[a + 9]
@@ -56,6 +77,9 @@ for i = 1, (#KEYS - 5) / 2 do
         note(notes, 'queued', '', key)
       end
       out[i] = {1, 'queued'}
+    end
+    if index_ttl ~= '' then
+      prune(index)  -- after the record is written, so the new task is never taken for expired
     end
   end
 end
