@@ -63,6 +63,28 @@ async def test_creation_rate_is_capped_per_window(docket: Docket) -> None:
     await docket.add(noop, quota=quota)()
 
 
+async def test_an_add_that_creates_nothing_is_not_charged(docket: Docket) -> None:
+    """Repeating a deduplicated add (a client retrying the same key) or rescheduling a task
+    must not use up the caller's quota: only a created task counts."""
+
+    async def noop() -> None:
+        return None
+
+    docket.register(noop)
+    quota = Quota("alice", max_per_window=2, max_unfinished=2, window=60.0)
+    first = await docket.add(noop, key="report", quota=quota)()
+    again = await docket.add(noop, key="report", quota=quota)()  # the same task, not a new one
+    assert first.created and not again.created
+    moved = await docket.add(noop, key="report", replace=True, delay=30, quota=quota)()
+    assert moved.created and moved.status is Status.SCHEDULED
+    await docket.add(noop, quota=quota)()  # the second task this window: admitted
+    with pytest.raises(QuotaExceeded) as refused:
+        await docket.add(noop, quota=quota)()
+    assert refused.value.reason in ("rate", "unfinished")
+    unfinished = await docket.client.zcard(docket.keys.quota("alice"))
+    assert unfinished == 2  # the refused add left nothing behind either
+
+
 def test_quota_values_are_checked() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Quota("x", max_unfinished=0)

@@ -226,7 +226,9 @@ class Docket:
         task is never replaced). ``when`` (aware datetime) or ``delay`` defer it. ``ttl``
         keeps this task's final state that long instead of the docket's ``result_ttl``.
         ``index`` lists the task under that tag for :meth:`list_index` (e.g. its owner).
-        ``quota`` admits the task only within that quota, else raises :class:`QuotaExceeded`.
+        ``quota`` admits the task only within that quota, else raises :class:`QuotaExceeded`;
+        it is charged in the same script that creates the task, so an add that creates nothing
+        (a duplicate key, a reschedule, a refusal, an error) costs nothing.
         ``label`` is what the docket's statistics and traces count the task under (the
         function's name by default; e.g. the tool a generic function runs).
         """
@@ -245,15 +247,7 @@ class Docket:
             row = _Row(
                 task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "", label
             )
-            if quota is None:
-                (result,) = await self._enqueue([row])
-                return result
-            await self._admit(quota, task_key)
-            try:
-                (result,) = await self._enqueue([row])
-            except BaseException:
-                await self.client.zrem(self.keys.quota(quota.tag), task_key)
-                raise
+            (result,) = await self._enqueue([row], quota)
             return result
 
         return call
@@ -291,41 +285,27 @@ class Docket:
             results.extend(await self._enqueue(rows[start : start + 500]))
         return results
 
-    async def _admit(self, quota: Quota, key: str) -> None:
-        window_ms = max(int(quota.window * 1000), 1)
-        verdict, wait_ms = await self.scripts.run(
-            "admit",
-            [self.keys.quota(quota.tag), self.keys.rate(quota.tag)],
-            [
-                key,
-                now_ms(),
-                quota.max_unfinished or "",
-                quota.max_per_window or "",
-                window_ms,
-                self.keys.prefix,
-                max(self.result_ttl_ms, 86_400_000),
-            ],
-        )
-        reason = bytes(verdict).decode()
-        if reason == "rate":
-            raise QuotaExceeded(quota.tag, reason, quota.max_per_window or 0, int(wait_ms) / 1000)
-        if reason == "unfinished":
-            raise QuotaExceeded(quota.tag, reason, quota.max_unfinished or 0, None)
-
-    async def _enqueue(self, rows: list[_Row]) -> list[Execution]:
+    async def _enqueue(self, rows: list[_Row], quota: Quota | None = None) -> list[Execution]:
         """Add rows of one function and label, in a span whose trace context they carry."""
         first = rows[0]
         keys = [row.key for row in rows]
         with tracing.adding(self.name, first.label, first.function, keys) as carrier:
-            return await self._enqueue_rows(rows, carrier)
+            return await self._enqueue_rows(rows, carrier, quota)
 
     async def _enqueue_rows(
-        self, rows: list[_Row], carrier: dict[str, str] | None
+        self, rows: list[_Row], carrier: dict[str, str] | None, quota: Quota | None
     ) -> list[Execution]:
         now = now_ms()
         keys = [self.keys.stream, self.keys.scheduled, self.keys.events]
         keys += [self.keys.recent, self.keys.stats]
         args: list[Any] = [now, self.keep_recent, self.keys.prefix]
+        if quota is None:
+            keys += [self.keys.stream, self.keys.stream]  # placeholders: no quota to charge
+            args += ["", "", "", ""]
+        else:
+            keys += [self.keys.quota(quota.tag), self.keys.rate(quota.tag)]
+            args += [quota.max_unfinished or "", quota.max_per_window or ""]
+            args += [max(int(quota.window * 1000), 1), max(self.result_ttl_ms, 86_400_000)]
         for row in rows:
             run = self.keys.run(row.key)
             keys += [run, self.keys.index(row.index) if row.index else run]
@@ -336,7 +316,13 @@ class Docket:
         answers = await self.scripts.run("enqueue", keys, args)
         results = []
         queued = False
-        for row, (created, status) in zip(rows, answers, strict=True):
+        for row, (created, status, *wait_ms) in zip(rows, answers, strict=True):
+            if quota is not None and status in (b"rate", b"unfinished"):
+                reason = status.decode()
+                if reason == "rate":
+                    limit, retry_after = quota.max_per_window or 0, int(wait_ms[0]) / 1000
+                    raise QuotaExceeded(quota.tag, reason, limit, retry_after)
+                raise QuotaExceeded(quota.tag, reason, quota.max_unfinished or 0, None)
             state = Status(status.decode())
             queued = queued or (bool(created) and state is Status.QUEUED)
             added_at = datetime.fromtimestamp(now / 1000, UTC)

@@ -1,6 +1,6 @@
 """Loads the docket's Lua scripts (``lua/*.lua``) and runs them with EVALSHA.
 
-Each transition of a task (enqueue, start, finish, cancel, admit, ...) is one script so
+Each transition of a task (enqueue, start, finish, cancel, ...) is one script so
 that it is atomic on the server and costs one round trip. ``common.lua`` holds helpers and is
 prepended to every script, because Redis scripts cannot include one another.
 """
@@ -23,7 +23,6 @@ NAMES = (
     "sweep",
     "answer",
     "update",
-    "admit",
     "backlog",
 )
 

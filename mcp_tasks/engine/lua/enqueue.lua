@@ -1,13 +1,45 @@
--- Add tasks. KEYS: stream, scheduled, events, recent, stats, then per task its run hash and
--- the index it is listed in (its run hash again when it is in none).
--- ARGV: now_ms, how many keys `recent` keeps (0 = none), the docket prefix, then per task: key,
--- mode (new|keep|replace), when_ms, fn, call, meta,
+-- Add tasks. KEYS: stream, scheduled, events, recent, stats, the quota's unfinished set and
+-- rate counter (the stream again when there is no quota), then per task its run hash and the
+-- index it is listed in (its run hash again when it is in none).
+-- ARGV: now_ms, how many keys `recent` keeps (0 = none), the docket prefix,
+-- the quota's max unfinished and max per window ('' = no cap), its window ms and set ttl ms,
+-- then per task: key, mode (new|keep|replace), when_ms, fn, call, meta,
 -- ttl_ms (how long the state outlives the task's end; '' = the docket's default),
 -- index_ttl_ms ('' = not indexed), label (what the statistics count it under).
--- Returns per task {created (1|0), status}.
+-- Returns per task {created (1|0), status}, or {0, 'rate' | 'unfinished', ms to wait} when
+-- its quota refused it.
 local stream, scheduled, events, recent, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local quota, rate = KEYS[6], KEYS[7]
 local now, keep_recent, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local max_open, max_rate = tonumber(ARGV[4]), tonumber(ARGV[5])
+local window, quota_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local out, notes, created = {}, {}, {}
+
+-- Admission under a quota, here rather than in a script of its own, so that a task is charged
+-- exactly when it is created: never for a refused or failed add, and never lost when the
+-- reply to a successful one is. Returns false, or the reason and ms to wait.
+local function refuse(key)
+  if max_rate and tonumber(redis.call('GET', rate) or '0') >= max_rate then
+    return 'rate', math.max(redis.call('PTTL', rate), 0)
+  end
+  if max_open then
+    for _, member in ipairs(redis.call('ZRANGE', quota, 0, -1)) do
+      local status = redis.call('HGET', prefix .. ':run:' .. member, 'status')
+      if not status or TERMINAL[status] then
+        redis.call('ZREM', quota, member)  -- finished or expired
+      end
+    end
+    if redis.call('ZCARD', quota) >= max_open then
+      return 'unfinished', 0
+    end
+    redis.call('ZADD', quota, now, key)
+    redis.call('PEXPIRE', quota, quota_ttl)
+  end
+  if max_rate and redis.call('INCR', rate) == 1 then
+    redis.call('PEXPIRE', rate, window)
+  end
+  return false, 0
+end
 
 -- An index lists tasks by creation and lives on while tasks keep joining it, but each task's
 -- record expires on its own TTL, and nothing else ever removes it from the index (a 2026-07-28
@@ -29,9 +61,9 @@ local function prune(index)
   end
 end
 
-for i = 1, (#KEYS - 5) / 2 do
-  local run, index = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local a = 3 + (i - 1) * 9
+for i = 1, (#KEYS - 7) / 2 do
+  local run, index = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
+  local a = 7 + (i - 1) * 9
   local key, mode, when = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local fn, call, meta, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local index_ttl, label = ARGV[a + 8], ARGV[a + 9]
@@ -39,14 +71,21 @@ for i = 1, (#KEYS - 5) / 2 do
   if mode ~= 'new' then
     status = redis.call('HGET', run, 'status')
   end
+  local fresh = not status or TERMINAL[status]  -- not a reschedule of a task still to run
+  local refused, wait = false, 0
+  if fresh and (max_open or max_rate) then
+    refused, wait = refuse(key)
+  end
   if status and not TERMINAL[status] and (mode == 'keep' or status == 'running') then
     out[i] = {0, status}
+  elseif refused then
+    out[i] = {0, refused, wait}
   else
     if status then
       -- Replacing: drop the old record. A stale stream entry is skipped by its sid.
       redis.call('DEL', run)
     end
-    if not status or TERMINAL[status] then
+    if fresh then
       created[label] = (created[label] or 0) + 1  -- a rescheduled task is not a new one
     end
     if keep_recent > 0 then
