@@ -20,10 +20,10 @@ taken from the final ``notifications/tasks`` (a ``tasks/get`` only if that notif
 not arrived; such fallbacks are counted and reported). For reference, a second table shows
 the same tool called without the tasks opt-in (it runs inline: no task, one round trip), and,
 on our server, that plain call followed by a ``tasks/get`` of a task that has already ended:
-two requests and no task at all. A task round trip is a create (a tool call and more) plus at
-least one ``tasks/get`` or a ``subscriptions/listen`` (dearer than a get), so it cannot beat
-this floor on the same fastmcp stack: where the floor stays under 5x the peer's task calls/s,
-no task server on this stack reaches that target.
+two requests and no task at all. A task round trip is a create request plus at least one
+``tasks/get`` or a ``subscriptions/listen`` (dearer than a get), and the server also runs the
+tool and stores its result, so it does at least this floor's work on the same fastmcp stack:
+where the floor stays under 5x the peer's task calls/s, no task server on it reaches that.
 
 Method. Every (transport, backend, server) cell runs in a fresh child process (this file with
 ``--child``), so one server's state never slows another's, and importing ``fastmcp_tasks``
