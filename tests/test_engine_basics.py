@@ -290,14 +290,53 @@ async def test_list_index_pages_through_a_tag_and_forgets_expired_tasks(docket: 
         await docket.client.delete(docket.keys.run(gone))
 
     seen: list[str] = []
-    offset: int | None = 0
-    while offset is not None:
-        page, offset = await docket.list_index("alice", offset, 2)
+    after, first = None, True
+    while first or after is not None:
+        page, after = await docket.list_index("alice", after, 2)
         seen += [state.key for state in page]
+        first = False
     # Every live task once (those added in the same millisecond may come in any order).
     assert sorted(seen) == sorted([keys[0], keys[3], keys[4]]) and len(seen) == 3
     remaining = await docket.client.zrange(docket.keys.index("alice"), 0, -1)
     assert sorted(k.decode() for k in remaining) == sorted([keys[0], keys[3], keys[4]])
+
+
+async def test_paging_an_index_misses_no_task_when_expired_ones_leave_it(
+    docket: Docket,
+) -> None:
+    """A page ends at a task, not a count: expired entries leaving the index (as a new task
+    joins it) between two pages must not push a live task into the page already read."""
+    docket.register(crunch)
+    keys = [f"k{n}" for n in range(6)]
+    for key in keys:
+        await docket.add(crunch, key=key, index="alice")(1)
+    first, after = await docket.list_index("alice", None, 2)
+    assert [state.key for state in first] == ["k0", "k1"] and after is not None
+    await docket.client.delete(docket.keys.run("k0"))  # as if its state had expired
+    await docket.add(crunch, key="k6", index="alice")(1)  # joining drops k0 from the index
+    assert b"k0" not in await docket.client.zrange(docket.keys.index("alice"), 0, -1)
+    rest: list[str] = []
+    while after is not None:
+        page, after = await docket.list_index("alice", after, 2)
+        rest += [state.key for state in page]
+    assert rest == ["k2", "k3", "k4", "k5", "k6"]
+
+
+async def test_a_page_boundary_inside_one_millisecond_splits_it_exactly(docket: Docket) -> None:
+    """Tasks created in the same millisecond share a score: a page ending among them must
+    resume right after the last one listed, neither repeating nor skipping any."""
+    docket.register(crunch)
+    keys = [f"t{n:02d}" for n in range(12)]
+    await docket.client.zadd(docket.keys.index("bob"), {key: 1_000 for key in keys})
+    for key in keys:
+        await docket.add(crunch, key=key)(1)  # a record for each, listed only by the zadd
+    seen: list[str] = []
+    after, first = None, True
+    while first or after is not None:
+        page, after = await docket.list_index("bob", after, 5)
+        seen += [state.key for state in page]
+        first = False
+    assert seen == keys
 
 
 async def test_an_index_nobody_lists_stays_near_its_live_tasks(docket: Docket) -> None:

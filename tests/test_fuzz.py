@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from mcp.shared.exceptions import MCPError
 from test_mcp_dialects import Harness, _schema, legacy, modern
 
+from mcp_tasks.engine import IndexPosition
 from mcp_tasks.protocol import EXTENSION_ID
 from mcp_tasks.server.extension import encode_cursor, shown
 
@@ -317,12 +318,15 @@ async def test_hostile_list_cursors(arena: Arena, cursor: Any) -> None:
 
 
 async def test_valid_cursors_page_and_huge_ones_are_refused(arena: Arena) -> None:
-    for offset in (0, 1, 10**6, 10**12):
-        page = await arena.call(LEGACY, "tasks/list", {"cursor": encode_cursor(offset)})
-        assert not isinstance(page, MCPError), offset
-        legacy_conforms("ListTasksResult", page)
-    for offset in (10**18, 2**63, 2**64, 10**40, 10**4000):
-        error = await arena.error(LEGACY, "tasks/list", {"cursor": encode_cursor(offset)})
+    for ms in (0, 1, 10**6, 10**12):
+        for key in ("a", "x" * 200, "ünï:cödé"):
+            cursor = encode_cursor(IndexPosition(ms, key))
+            page = await arena.call(LEGACY, "tasks/list", {"cursor": cursor})
+            assert not isinstance(page, MCPError), (ms, key)
+            legacy_conforms("ListTasksResult", page)
+    for ms, key in [(10**18, "a"), (2**63, "a"), (10**4000, "a"), (1, ""), (1, "a\nb")]:
+        cursor = encode_cursor(IndexPosition(ms, key))
+        error = await arena.error(LEGACY, "tasks/list", {"cursor": cursor})
         assert error.code == INVALID_PARAMS
     await arena.unharmed()
 

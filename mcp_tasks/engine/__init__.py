@@ -4,7 +4,7 @@ It knows nothing of MCP. ``memory://`` runs the same code on an in-process faker
 """
 
 from .context import TaskContext, current_task
-from .docket import Docket, Execution, new_key
+from .docket import Docket, Execution, IndexPosition, new_key
 from .errors import (
     DocketError,
     QuotaExceeded,
@@ -22,6 +22,7 @@ __all__ = [
     "DocketError",
     "Execution",
     "ExecutionState",
+    "IndexPosition",
     "Perpetual",
     "Progress",
     "Quota",

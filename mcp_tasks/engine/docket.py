@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import pydantic_core
@@ -30,6 +30,13 @@ from .scripts import Scripts
 from .state import ExecutionState, Progress, Status, now_ms
 
 Call = tuple[Sequence[Any], dict[str, Any]]
+
+
+class IndexPosition(NamedTuple):
+    """Where a page of :meth:`Docket.list_index` ended: the last task's creation ms and key."""
+
+    created_ms: int
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,29 +442,47 @@ class Docket:
         return int(stream), int(scheduled)
 
     async def list_index(
-        self, tag: str, offset: int = 0, limit: int = 50
-    ) -> tuple[list[ExecutionState], int | None]:
-        """A page of the tasks added with ``index=tag``, oldest first, and the offset of the
-        next page (None at the end). Expired tasks are left out."""
-        if offset < 0 or limit < 1:
-            raise ValueError("offset must be >= 0 and limit >= 1")
-        keys: list[bytes] = await self.client.zrange(  # type: ignore[assignment]
-            self.keys.index(tag), offset, offset + limit
-        )
-        page, more = keys[:limit], len(keys) > limit
+        self, tag: str, after: IndexPosition | None = None, limit: int = 50
+    ) -> tuple[list[ExecutionState], IndexPosition | None]:
+        """A page of the tasks added with ``index=tag``, oldest first, and the position to
+        pass as ``after`` for the next page (None at the end). Expired tasks are left out.
+
+        The position is the last entry of the page (its creation ms and key), not a count:
+        expired entries leave the index whenever a task joins it (see enqueue.lua), and an
+        offset would then skip live tasks that moved up into a page already read.
+        """
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        index = self.keys.index(tag)
+        entries: list[tuple[bytes, int]] = []
+        low: int | str = after[0] if after is not None else "-inf"
+        mark = (after[0], after[1].encode()) if after is not None else None
+        skip = 0
+        while len(entries) <= limit:  # more than one round only past ties at `after`
+            want = limit + 1 - len(entries)
+            batch: list[tuple[bytes, float]] = await self.client.zrangebyscore(  # type: ignore[assignment]
+                index, low, "+inf", start=skip, num=want, withscores=True
+            )
+            skip += len(batch)
+            # members of one score are in byte order, as Redis sorts them
+            entries += [(k, int(ms)) for k, ms in batch if mark is None or (int(ms), k) > mark]
+            if len(batch) < want:
+                break
+        page, more = entries[:limit], len(entries) > limit
         async with self.client.pipeline(transaction=False) as pipe:
-            for key in page:
+            for key, _ in page:
                 pipe.hgetall(self.keys.run(key.decode()))
             raws: list[dict[bytes, bytes]] = await pipe.execute()
         states = [
             ExecutionState.from_hash(raw, self.codec) for raw in raws if raw and b"status" in raw
         ]
-        # The index outlives its expired tasks: drop them as they are met, so an index that
-        # is listed does not grow without bound (the next page then starts that much sooner).
-        gone = [key for key, raw in zip(page, raws, strict=True) if not raw]
-        if gone:
-            await self.client.zrem(self.keys.index(tag), *gone)
-        return states, (offset + limit - len(gone) if more else None)
+        gone = [key for (key, _), raw in zip(page, raws, strict=True) if not raw]
+        if gone:  # met on the way: drop them now rather than when a task next joins
+            await self.client.zrem(index, *gone)
+        if not more:
+            return states, None
+        last_key, last_ms = page[-1]
+        return states, IndexPosition(last_ms, last_key.decode())
 
     async def backlog(self, limit: int = 1000) -> tuple[int, list[str]]:
         """(tasks queued, running or parked on a concurrency limit, the first ``limit``

@@ -37,8 +37,9 @@ from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..engine import Docket, Quota, QuotaExceeded, TaskNotFound, Worker
+from ..engine import Docket, IndexPosition, Quota, QuotaExceeded, TaskNotFound, Worker
 from ..engine.codec import Codec
+from ..engine.keys import check_task_key
 from ..engine.worker import cancel_and_wait
 from ..protocol import (
     EXTENSION_ID,
@@ -487,12 +488,12 @@ class Tasks(ServerExtension):
 
     async def _list(self, ctx: ServerRequestContext[Any, Any], params: ListParams) -> Any:
         listing = listing_of(ctx)
-        offset = decode_cursor(params.cursor)
+        after = decode_cursor(params.cursor)
         if listing is None:
             return legacy.list_result([], None)
-        states, next_offset = await self.docket.list_index(listing, offset, LIST_PAGE)
+        states, position = await self.docket.list_index(listing, after, LIST_PAGE)
         views = [TaskView.of(state) for state in states]
-        cursor = encode_cursor(next_offset) if next_offset is not None else None
+        cursor = encode_cursor(position) if position is not None else None
         return legacy.list_result(views, cursor)
 
     def _caller(
@@ -527,24 +528,26 @@ def missing_capability(message: str) -> MCPError:
     )
 
 
-def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+def encode_cursor(position: IndexPosition) -> str:
+    """tasks/list's opaque cursor: where the page ended (the docket's index position)."""
+    return base64.urlsafe_b64encode(f"a:{position.created_ms}:{position.key}".encode()).decode()
 
 
-def decode_cursor(cursor: str | None) -> int:
-    """An opaque cursor from tasks/list back to an offset; anything else is -32602."""
+def decode_cursor(cursor: str | None) -> IndexPosition | None:
+    """An opaque cursor from tasks/list back to an index position; anything else is -32602."""
     if cursor is None:
-        return 0
+        return None
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        prefix, number = text.split(":", 1)
-        # Only what encode_cursor makes: plain ASCII digits, short enough for Redis (< 2**63).
-        if prefix != "o" or not (number.isascii() and number.isdigit()) or len(number) > 15:
+        prefix, number, key = text.split(":", 2)
+        # Only what encode_cursor makes: plain ASCII digits, short enough for Redis (< 2**63),
+        # and a key a task could have.
+        if prefix != "a" or not (number.isascii() and number.isdigit()) or len(number) > 15:
             raise ValueError(text)
-        offset = int(number)
+        position = IndexPosition(int(number), check_task_key(key))
     except (ValueError, UnicodeError) as exc:
         raise MCPError(code=INVALID_PARAMS, message=f"Invalid cursor: {shown(cursor)}") from exc
-    return offset
+    return position
 
 
 def check_name_header(ctx: ServerRequestContext[Any, Any], task_id: str | None) -> None:
