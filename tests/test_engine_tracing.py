@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from test_mcp_dialects import Harness, modern
 
-from mcp_tasks.engine import Docket, Status, Worker, current_task
+from mcp_tasks.engine import Docket, Quota, QuotaExceeded, Status, Worker, current_task
 from mcp_tasks.engine.tracing import META_KEY
 
 pytestmark = pytest.mark.anyio
@@ -140,6 +140,26 @@ async def test_without_a_tracer_provider_nothing_is_added_to_the_metadata(
     assert state is not None and state.meta == {"owner": "x"}
     bare = await docket.add(noop)()
     assert (await docket.get(bare.key)).meta == {}  # type: ignore[union-attr]
+
+
+async def test_a_quota_refusal_is_traced_as_an_answer_not_an_error(
+    docket: Docket, spans: InMemorySpanExporter
+) -> None:
+    """A refused add sends nothing: its span says why and is not marked as failed, so error
+    dashboards do not count callers hitting their quota as the docket failing."""
+
+    async def noop() -> None:
+        return None
+
+    docket.register(noop, name="noop")
+    quota = Quota("alice", max_unfinished=1)
+    await docket.add(noop, quota=quota)()
+    spans.clear()
+    with pytest.raises(QuotaExceeded):
+        await docket.add(noop, quota=quota)()
+    refused = named(spans, "enqueue noop")
+    assert refused.status.status_code is StatusCode.UNSET and not refused.events
+    assert (refused.attributes or {}).get("mcp_tasks.refused") == "unfinished"
 
 
 def start_traced_worker(url: str, name: str, spans_file: Path) -> subprocess.Popen[str]:

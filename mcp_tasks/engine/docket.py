@@ -297,7 +297,12 @@ class Docket:
         first = rows[0]
         keys = [row.key for row in rows]
         with tracing.adding(self.name, first.label, first.function, keys) as carrier:
-            return await self._enqueue_rows(rows, carrier, quota)
+            try:
+                return await self._enqueue_rows(rows, carrier, quota)
+            except QuotaExceeded as exc:
+                tracing.refused(exc.reason)
+                refusal = exc
+        raise refusal  # outside the span: a refusal is the quota's answer, not an error
 
     async def _enqueue_rows(
         self, rows: list[_Row], carrier: dict[str, str] | None, quota: Quota | None
@@ -323,19 +328,24 @@ class Docket:
         answers = await self.scripts.run("enqueue", keys, args)
         results = []
         queued = False
+        refusal: QuotaExceeded | None = None
         for row, (created, status, *wait_ms) in zip(rows, answers, strict=True):
             if quota is not None and status in (b"rate", b"unfinished"):
                 reason = status.decode()
                 if reason == "rate":
                     limit, retry_after = quota.max_per_window or 0, int(wait_ms[0]) / 1000
-                    raise QuotaExceeded(quota.tag, reason, limit, retry_after)
-                raise QuotaExceeded(quota.tag, reason, quota.max_unfinished or 0, None)
+                    refusal = QuotaExceeded(quota.tag, reason, limit, retry_after)
+                else:
+                    refusal = QuotaExceeded(quota.tag, reason, quota.max_unfinished or 0, None)
+                continue
             state = Status(status.decode())
             queued = queued or (bool(created) and state is Status.QUEUED)
             added_at = datetime.fromtimestamp(now / 1000, UTC)
             results.append(Execution(row.key, row.function, state, bool(created), added_at))
         if queued and self.backend.memory is not None:
-            self.backend.memory.signal.notify()
+            self.backend.memory.signal.notify()  # also when a refusal follows: others were added
+        if refusal is not None:
+            raise refusal
         return results
 
     # -- reading and waiting -------------------------------------------------------------

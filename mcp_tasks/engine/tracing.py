@@ -82,6 +82,13 @@ def adding(
         yield carrier or None
 
 
+def refused(reason: str) -> None:
+    """Mark the current ``adding`` span as a refusal by a quota: an answer, not a failure,
+    so the span keeps an unset status and says why nothing was sent."""
+    if active():
+        trace.get_current_span().set_attribute("mcp_tasks.refused", reason)
+
+
 class RunSpan:
     """The span of one run of a task, current while the task's function runs."""
 
