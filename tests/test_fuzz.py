@@ -145,8 +145,11 @@ cursors = st.one_of(
     hostile_text,
     non_strings.filter(lambda value: value is not None),
     st.binary(max_size=40).map(_cursor_of),
-    numberish.map(lambda n: _cursor_of(f"o:{n}".encode())),
-    st.sampled_from(["o", "p"]).map(lambda p: _cursor_of(f"{p}:1".encode())),
+    numberish.map(lambda n: _cursor_of(f"a:{n}:k".encode())),
+    st.tuples(st.integers(0, 10**15), hostile_text).map(
+        lambda p: _cursor_of(f"a:{p[0]}:{p[1]}".encode(errors="surrogatepass"))
+    ),
+    st.sampled_from(["a", "o", "p", "a:1", "o:1"]).map(lambda p: _cursor_of(f"{p}:1".encode())),
 )
 
 

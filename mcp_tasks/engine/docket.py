@@ -459,25 +459,29 @@ class Docket:
 
         The position is the last entry of the page (its creation ms and key), not a count:
         expired entries leave the index whenever a task joins it (see enqueue.lua), and an
-        offset would then skip live tasks that moved up into a page already read.
+        offset would then skip live tasks that moved up into a page already read. Scores are
+        whole milliseconds, as enqueue.lua writes them.
         """
         if limit < 1:
             raise ValueError("limit must be >= 1")
         index = self.keys.index(tag)
-        entries: list[tuple[bytes, int]] = []
-        low: int | str = after[0] if after is not None else "-inf"
-        mark = (after[0], after[1].encode()) if after is not None else None
-        skip = 0
-        while len(entries) <= limit:  # more than one round only past ties at `after`
-            want = limit + 1 - len(entries)
-            batch: list[tuple[bytes, float]] = await self.client.zrangebyscore(  # type: ignore[assignment]
-                index, low, "+inf", start=skip, num=want, withscores=True
+        if after is None:
+            found: list[tuple[bytes, float]] = await self.client.zrange(  # type: ignore[assignment]
+                index, 0, limit, withscores=True
             )
-            skip += len(batch)
-            # members of one score are in byte order, as Redis sorts them
-            entries += [(k, int(ms)) for k, ms in batch if mark is None or (int(ms), k) > mark]
-            if len(batch) < want:
-                break
+            entries = [(key, int(ms)) for key, ms in found]
+        else:
+            # The rest of `after`'s millisecond, then what follows it, read at one instant:
+            # reads in rounds could lose their place when a joining task prunes the index.
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.zrangebyscore(index, after.created_ms, after.created_ms)
+                pipe.zrangebyscore(
+                    index, f"({after.created_ms}", "+inf", start=0, num=limit + 1, withscores=True
+                )
+                same, later = await pipe.execute()
+            mark = after.key.encode()  # one millisecond's members are in byte order
+            entries = [(key, after.created_ms) for key in same if key > mark]
+            entries += [(key, int(ms)) for key, ms in later]
         page, more = entries[:limit], len(entries) > limit
         async with self.client.pipeline(transaction=False) as pipe:
             for key, _ in page:
