@@ -147,3 +147,44 @@ async def test_memory_worker_waiting_for_new_work_takes_a_noted_orphan_when_a_sl
                 gate.set()
             await docket.wait(second.key, timeout=10)
         assert reclaimed_by[second.key] != "mcp-tasks maintenance", reclaimed_by
+
+
+async def test_a_taken_over_task_and_new_work_never_run_beyond_concurrency(
+    docket: Docket,
+) -> None:
+    """An idle worker takes a dead worker's task on its maintenance tick while its claim loop
+    waits for new work (on Redis: blocked in XREADGROUP, asking for as many tasks as it had
+    free slots). Work arriving next must wait for a slot: ``concurrency=1`` is a promise, e.g.
+    for a job that needs the whole machine."""
+    holds = Holds()
+    gates, started, changed = holds.gates, holds.started, holds.changed
+    running_now, peak = [0], [0]
+
+    async def hold(label: str) -> str:
+        running_now[0] += 1
+        peak[0] = max(peak[0], running_now[0])
+        try:
+            return await holds.hold(label)
+        finally:
+            running_now[0] -= 1
+
+    docket.register(hold, name="hold")
+    orphan = await docket.add("hold")("orphan")
+    claimed = await docket.client.xreadgroup(
+        GROUP, "dead-worker", {docket.keys.stream: ">"}, count=1
+    )
+    assert claimed, "the dead worker should have claimed the task"
+    worker = Worker(docket, concurrency=1, redelivery_timeout=0.2)
+    async with running(worker):
+        await until(lambda: started == ["orphan"], changed)
+        fresh = await docket.add("hold")("new")
+        if docket.backend.memory is None:
+            # The blocked read hands the new task to this worker at once: wait until the
+            # worker has either started it (the bug) or set it aside for its next free slot.
+            await until(lambda: "new" in started or worker._reclaim_first)
+        assert started == ["orphan"] and peak[0] == 1
+        gates["orphan"].set()
+        gates["new"].set()
+        assert (await docket.wait(fresh.key, timeout=10)).status is Status.COMPLETED
+    assert (await docket.wait(orphan.key, timeout=10)).status is Status.COMPLETED
+    assert peak[0] == 1

@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import StreamIdT
 
 from . import tracing
 from .connection import CONNECTION_ERRORS, close_client
@@ -240,7 +241,7 @@ class Worker:
                             continue
                     entries = await self._read(min(free, MAX_BATCH))
                     if entries:
-                        await self._start(entries)
+                        await self._start(await self._within_slots(entries))
                     elif self._until_finished and await self._finished():
                         return
                     self._recovered()
@@ -292,6 +293,30 @@ class Worker:
         block = 100 if self._until_finished else IDLE_BLOCK_MS
         entries = await self._xreadgroup(self._reader, count, block)
         return entries
+
+    async def _within_slots(
+        self, entries: list[tuple[bytes, dict[bytes, bytes]]]
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """The entries there is a free slot for now; the rest are set aside for the next one.
+
+        A read asks for as many entries as slots were free when it began, and on Redis it may
+        block for seconds; the maintenance loop can fill those slots meanwhile (taking over a
+        dead worker's tasks), and then running them all would break ``concurrency``. The
+        extra entries stay this worker's but are marked idle past the redelivery timeout,
+        which makes them overdue: the claim loop takes them first when a slot frees, and an
+        idle worker's maintenance tick may take them sooner. JUSTID spends no delivery.
+        """
+        free = max(self.concurrency - len(self._runs), 0)
+        if len(entries) <= free:
+            return entries
+        aside: list[StreamIdT] = [sid for sid, _ in entries[free:]]
+        first: bytes = entries[free][0]
+        stream, idle = self.docket.keys.stream, self.redelivery_ms
+        await self.docket.client.xclaim(stream, GROUP, self.name, 0, aside, idle=idle, justid=True)
+        self._reclaim_first = True
+        self._reclaim_cursor = first  # the next reclaim's scan starts at them
+        log.debug("set %d task(s) aside: every slot is busy", len(aside))
+        return entries[:free]
 
     async def _xreadgroup(
         self, client: Redis, count: int, block: int | None
@@ -605,7 +630,7 @@ class Worker:
                     continue
                 entries = await self._reclaim(free)
                 if entries:
-                    await self._start(entries)
+                    await self._start(await self._within_slots(entries))
             except Exception as exc:
                 await self._trouble(exc)
 
