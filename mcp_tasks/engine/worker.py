@@ -122,6 +122,7 @@ class Worker:
         self._forget_due = 0.0
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
+        self._starting = asyncio.Lock()
         self._drained_at: asyncio.Event | None = None
         """memory://: the work signal as it was before a read that emptied the stream."""
         self._schedule_changed = asyncio.Event()
@@ -237,11 +238,11 @@ class Worker:
                         entries = await self._reclaim(wanted)
                         self._reclaim_first = len(entries) >= wanted  # maybe more of them
                         if entries:
-                            await self._start(entries)
+                            await self._start_within_slots(entries)
                             continue
                     entries = await self._read(min(free, MAX_BATCH))
                     if entries:
-                        await self._start(await self._within_slots(entries))
+                        await self._start_within_slots(entries)
                     elif self._until_finished and await self._finished():
                         return
                     self._recovered()
@@ -293,6 +294,12 @@ class Worker:
         block = 100 if self._until_finished else IDLE_BLOCK_MS
         entries = await self._xreadgroup(self._reader, count, block)
         return entries
+
+    async def _start_within_slots(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Start what there are slots for. The claim and maintenance loops both start tasks,
+        each after an await that lets the other fill slots: one at a time, counting afresh."""
+        async with self._starting:
+            await self._start(await self._within_slots(entries))
 
     async def _within_slots(
         self, entries: list[tuple[bytes, dict[bytes, bytes]]]
@@ -630,7 +637,7 @@ class Worker:
                     continue
                 entries = await self._reclaim(free)
                 if entries:
-                    await self._start(await self._within_slots(entries))
+                    await self._start_within_slots(entries)
             except Exception as exc:
                 await self._trouble(exc)
 
