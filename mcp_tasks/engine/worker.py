@@ -311,14 +311,15 @@ class Worker:
         dead worker's tasks), and then running them all would break ``concurrency``. The
         extra entries stay this worker's but are marked idle past the redelivery timeout,
         which makes them overdue: the claim loop takes them first when a slot frees, and an
-        idle worker's maintenance tick may take them sooner. JUSTID spends no delivery.
+        idle worker's maintenance tick may take them sooner (JUSTID: setting them aside
+        is not itself a delivery).
         """
         free = max(self.concurrency - len(self._runs), 0)
         if len(entries) <= free:
             return entries
         aside: list[StreamIdT] = [sid for sid, _ in entries[free:]]
         first: bytes = entries[free][0]
-        stream, idle = self.docket.keys.stream, self.redelivery_ms
+        stream, idle = self.docket.keys.stream, self.redelivery_ms + 1  # overdue at once
         await self.docket.client.xclaim(stream, GROUP, self.name, 0, aside, idle=idle, justid=True)
         self._reclaim_first = True
         self._reclaim_cursor = first  # the next reclaim's scan starts at them
