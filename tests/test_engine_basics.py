@@ -10,6 +10,7 @@ from conftest import running
 
 from mcp_tasks.engine import (
     Docket,
+    IndexPosition,
     SerializationError,
     Status,
     TaskNotFound,
@@ -282,6 +283,18 @@ async def test_a_running_task_asks_and_any_process_answers(url: str, docket_name
     assert final.result == "/tmp/x: yes" and final.questions == {}
 
 
+async def listed(
+    docket: Docket, tag: str, limit: int, after: IndexPosition | None = None
+) -> list[str]:
+    """Every task key of the index ``tag``, page by page from ``after``."""
+    keys: list[str] = []
+    while True:
+        page, after = await docket.list_index(tag, after, limit)
+        keys += [state.key for state in page]
+        if after is None:
+            return keys
+
+
 async def test_list_index_pages_through_a_tag_and_forgets_expired_tasks(docket: Docket) -> None:
     docket.register(crunch)
     keys = [(await docket.add(crunch, index="alice")(n)).key for n in range(5)]
@@ -289,12 +302,7 @@ async def test_list_index_pages_through_a_tag_and_forgets_expired_tasks(docket: 
     for gone in (keys[1], keys[2]):  # as if their state had expired
         await docket.client.delete(docket.keys.run(gone))
 
-    seen: list[str] = []
-    after, first = None, True
-    while first or after is not None:
-        page, after = await docket.list_index("alice", after, 2)
-        seen += [state.key for state in page]
-        first = False
+    seen = await listed(docket, "alice", 2)
     # Every live task once (those added in the same millisecond may come in any order).
     assert sorted(seen) == sorted([keys[0], keys[3], keys[4]]) and len(seen) == 3
     remaining = await docket.client.zrange(docket.keys.index("alice"), 0, -1)
@@ -315,11 +323,7 @@ async def test_paging_an_index_misses_no_task_when_expired_ones_leave_it(
     await docket.client.delete(docket.keys.run("k0"))  # as if its state had expired
     await docket.add(crunch, key="k6", index="alice")(1)  # joining drops k0 from the index
     assert b"k0" not in await docket.client.zrange(docket.keys.index("alice"), 0, -1)
-    rest: list[str] = []
-    while after is not None:
-        page, after = await docket.list_index("alice", after, 2)
-        rest += [state.key for state in page]
-    assert rest == ["k2", "k3", "k4", "k5", "k6"]
+    assert await listed(docket, "alice", 2, after) == ["k2", "k3", "k4", "k5", "k6"]
 
 
 async def test_a_page_boundary_inside_one_millisecond_splits_it_exactly(docket: Docket) -> None:
@@ -330,13 +334,7 @@ async def test_a_page_boundary_inside_one_millisecond_splits_it_exactly(docket: 
     await docket.client.zadd(docket.keys.index("bob"), {key: 1_000 for key in keys})
     for key in keys:
         await docket.add(crunch, key=key)(1)  # a record for each, listed only by the zadd
-    seen: list[str] = []
-    after, first = None, True
-    while first or after is not None:
-        page, after = await docket.list_index("bob", after, 5)
-        seen += [state.key for state in page]
-        first = False
-    assert seen == keys
+    assert await listed(docket, "bob", 5) == keys
 
 
 async def test_an_index_nobody_lists_stays_near_its_live_tasks(docket: Docket) -> None:
