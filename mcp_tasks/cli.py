@@ -39,10 +39,10 @@ async def _load(server_spec: str) -> Any:
 async def run_worker(
     server_spec: str, url: str | None, concurrency: int | None, ready: bool
 ) -> None:
-    from .server import Tasks
+    from .server import Tasks, sdk
 
     server = await _load(server_spec)
-    tasks = server._extensions.get(EXTENSION_ID)
+    tasks = sdk.registered_extension(server, EXTENSION_ID)
     if not isinstance(tasks, Tasks):
         raise click.ClickException(
             f"{server_spec} has no mcp_tasks.Tasks extension: add mcp.add_extension(Tasks())"
@@ -77,12 +77,14 @@ async def _enter_when_reachable(stack: contextlib.AsyncExitStack, server: Any, u
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    from .server import sdk
+
     # Not every OSError: a lifespan's missing file must still fail at once, not "wait".
     waitable = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionError)
     delay, warned = 0.05, False
     while True:
         try:
-            await stack.enter_async_context(server._lifespan_manager())
+            await stack.enter_async_context(sdk.server_lifespan(server))
         except waitable as exc:
             if not warned:
                 logging.getLogger("mcp_tasks").warning(

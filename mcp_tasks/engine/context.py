@@ -48,12 +48,13 @@ class TaskContext:
         return await self.docket.ask(self.key, self.attempt, question)
 
 
-_current: ContextVar[TaskContext | None] = ContextVar("mcp_tasks_current_task", default=None)
+running: ContextVar[TaskContext | None] = ContextVar("mcp_tasks_current_task", default=None)
+"""The task running in this context, set by the worker around each run (None outside)."""
 
 
 def current_task() -> TaskContext:
     """The task running in this context; a ``LookupError`` outside of a task."""
-    ctx = _current.get()
+    ctx = running.get()
     if ctx is None:
         raise LookupError("current_task() is only available inside a running task")
     return ctx

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from .docket import Docket
 from .keys import GROUP
-from .state import Progress, Status, _time
+from .state import Progress, Status, time_from_ms
 
 
 class WorkerInfo(BaseModel):
@@ -167,11 +167,11 @@ async def summaries(docket: Docket, task_keys: list[str]) -> list[TaskSummary]:
                 status=state,
                 attempt=int(f["attempt"] or 0),
                 worker=(f["worker"] or b"").decode() or None,
-                created_at=_time(f["created"]) or _time(f["updated"]) or now,
-                updated_at=_time(f["updated"]) or now,
-                started_at=_time(f["started"]),
-                finished_at=_time(f["finished"]) if state.terminal else None,
-                when=_time(f["when"]),
+                created_at=time_from_ms(f["created"]) or time_from_ms(f["updated"]) or now,
+                updated_at=time_from_ms(f["updated"]) or now,
+                started_at=time_from_ms(f["started"]),
+                finished_at=time_from_ms(f["finished"]) if state.terminal else None,
+                when=time_from_ms(f["when"]),
                 progress=Progress.model_validate_json(f["progress"]) if f["progress"] else None,
                 errored=f["errored"] == b"1",
             )

@@ -91,11 +91,11 @@ class ExecutionState(BaseModel):
             status=status,
             attempt=int(f.get("attempt", b"0")),
             worker=f["worker"].decode() or None if "worker" in f else None,
-            created_at=_time(f.get("created")) or _time(f.get("updated")) or _now(),
-            updated_at=_time(f.get("updated")) or _now(),
-            when=_time(f.get("when")),
-            started_at=_time(f.get("started")),
-            finished_at=_time(f.get("finished")) if status.terminal else None,
+            created_at=time_from_ms(f.get("created")) or time_from_ms(f.get("updated")) or _now(),
+            updated_at=time_from_ms(f.get("updated")) or _now(),
+            when=time_from_ms(f.get("when")),
+            started_at=time_from_ms(f.get("started")),
+            finished_at=time_from_ms(f.get("finished")) if status.terminal else None,
             progress=Progress.model_validate_json(f["progress"]) if "progress" in f else None,
             result=pydantic_core.from_json(codec.open(f["result"]))
             if status is Status.COMPLETED and "result" in f
@@ -123,7 +123,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _time(raw: bytes | None) -> datetime | None:
+def time_from_ms(raw: bytes | None) -> datetime | None:
     if not raw:
         return None
     return datetime.fromtimestamp(int(float(raw)) / 1000, UTC)

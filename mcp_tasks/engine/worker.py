@@ -30,7 +30,7 @@ from redis.typing import StreamIdT
 
 from . import tracing
 from .connection import CONNECTION_ERRORS, close_client
-from .context import TaskContext, _current
+from .context import TaskContext, running
 from .docket import Docket
 from .errors import SerializationError
 from .events import RESYNC, Event
@@ -403,7 +403,7 @@ class Worker:
         function = run.function
         ctx = TaskContext(self.docket, run.key, run.attempt, run.fn_name)
         run.context = ctx
-        token = _current.set(ctx)
+        token = running.set(ctx)
         try:  # a run that never got its outcome would hold its slot and lease forever
             span = tracing.start_run(
                 self.docket.name, run.label, run.fn_name, run.key, run.attempt, run.meta
@@ -432,7 +432,7 @@ class Worker:
             failure = exc
             outcome = self._failure(run, exc)
         finally:
-            _current.reset(token)
+            running.reset(token)
         run.counter = _COUNTERS.get(outcome.outcome, "")
         if outcome.outcome == "completed" and ctx.errored:
             run.counter = "failed"

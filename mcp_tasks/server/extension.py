@@ -26,12 +26,12 @@ import anyio
 import mcp_types
 import pydantic_core
 from fastmcp.server.context import Context
-from fastmcp.server.dependencies import _is_client_tool_call
-from fastmcp.server.extensions import MethodBinding, ServerExtension
+from fastmcp.server.extensions import MethodBinding
 from fastmcp.tools.base import ToolResult
 from fastmcp.utilities.tasks import DEFAULT_POLL_INTERVAL
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_NAME_HEADER, decode_header_value
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -50,7 +50,7 @@ from ..protocol import (
     modern,
 )
 from ..protocol.view import TaskView
-from . import dashboard, header_check, legacy_middleware, metrics, push
+from . import dashboard, legacy_middleware, metrics, push, sdk
 from .identity import listing_of, owner_of
 from .runner import TOOL_FUNCTION, call_tool, caller_snapshot
 
@@ -90,7 +90,7 @@ def _switch(value: bool | None, env: str, default: bool = True) -> bool:
     return setting.strip().lower() not in ("0", "false", "no", "off")
 
 
-class Tasks(ServerExtension):
+class Tasks(sdk.BindAwareExtension):
     """Run ``task=True`` tools as tasks on a docket and serve both MCP task dialects.
 
     ``url`` defaults to the ``MCP_TASKS_URL`` environment variable, else ``memory://``;
@@ -192,7 +192,6 @@ class Tasks(ServerExtension):
         self._docket = docket
         legacy_middleware.install(server, self)
         push.install_listen(self)
-        header_check.install(server)
         if self.run_worker:
             self._worker = Worker(
                 docket, concurrency=self.concurrency, redelivery_timeout=self.redelivery_timeout
@@ -216,10 +215,8 @@ class Tasks(ServerExtension):
         await self._docket.close()
         self._docket = None
 
-    def _bind(self, server: Any) -> None:
-        """Registration: also add the HTTP routes (once), before any HTTP app is built."""
-        super()._bind(server)
-        routes = []
+    def on_registered(self, server: Any) -> None:
+        """Add the HTTP routes, before any HTTP app is built."""
         # Custom routes bypass the server's auth: a server that authenticates its callers
         # must not show every caller's activity to anyone unless its operator says so.
         self.dashboard = _switch(
@@ -228,12 +225,13 @@ class Tasks(ServerExtension):
         self.metrics = _switch(
             self._metrics_setting, "MCP_TASKS_METRICS", default=server.auth is None
         )
+        routes = []
         if self.dashboard:
             routes += dashboard.routes(lambda: self.docket)
         if self.metrics:
             routes += metrics.routes(lambda: self.docket)
-        taken = {getattr(route, "name", None) for route in server._additional_http_routes}
-        server._additional_http_routes.extend(r for r in routes if r.name not in taken)
+        for route in routes:
+            server.custom_route(route.path, sorted(route.methods or ()), route.name)(route.endpoint)
 
     @property
     def docket(self) -> Docket:
@@ -344,7 +342,7 @@ class Tasks(ServerExtension):
         if (
             request is None
             or request.protocol_version not in MODERN_PROTOCOL_VERSIONS
-            or not _is_client_tool_call()
+            or not sdk.is_client_tool_call()
         ):
             return await call_next()  # type: ignore[no-any-return]
         tool = await context.fastmcp.get_tool(params.name)
@@ -385,7 +383,7 @@ class Tasks(ServerExtension):
 
     def follow_for_legacy_client(self, task_id: str, ctx: ServerRequestContext[Any, Any]) -> None:
         """Push this task's changes to the connection that created it while it is open."""
-        connection = getattr(ctx.session, "_connection", None)
+        connection = sdk.connection_of(ctx.session)
         if connection is None:
             return
         token = (ctx.meta or {}).get("progress_token")
@@ -557,7 +555,7 @@ def check_name_header(ctx: ServerRequestContext[Any, Any], task_id: str | None) 
     headers = getattr(request, "headers", None)
     if task_id is None or headers is None:
         return
-    named = headers.get("mcp-name")
+    named = decode_header_value(headers.get(MCP_NAME_HEADER))
     if named is not None and named != task_id:
         raise MCPError(
             code=HEADER_MISMATCH,

@@ -10,6 +10,8 @@ from fastmcp.server.dependencies import get_access_token
 from mcp.server.auth.provider import principal_components
 from mcp.server.context import ServerRequestContext
 
+from . import sdk
+
 
 def listing_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:
     """Whose task list (2025-11-25 ``tasks/list``) a new task joins: the owner's, or, for a
@@ -17,7 +19,7 @@ def listing_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:
     owner = owner_of(ctx)
     if owner is not None or ctx is None:
         return owner
-    connection = getattr(ctx.session, "_connection", None)
+    connection = sdk.connection_of(ctx.session)
     state = getattr(connection, "state", None)
     if not isinstance(state, dict):
         return None
@@ -36,7 +38,7 @@ def owner_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:
         # The SDK's own notion of a principal: (client id, issuer, subject).
         return "principal:" + json.dumps(principal_components(token))
     if ctx is not None:
-        connection = getattr(ctx.session, "_connection", None)
+        connection = sdk.connection_of(ctx.session)
         session_id = getattr(connection, "session_id", None)
         if session_id:
             return f"session:{session_id}"

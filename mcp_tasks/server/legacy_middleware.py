@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from ..engine.codec import CipherError
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
+from . import sdk
 from .identity import listing_of, owner_of
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ pending_task: ContextVar[TaskRequest | None] = ContextVar("mcp_tasks_pending", d
 
 def install(server: FastMCP, tasks: Tasks) -> None:
     """Add the middleware to the server's low-level middleware chain, once."""
-    lowlevel = server._mcp_server
+    lowlevel = sdk.low_level_server(server)
     if any(getattr(m, _MARK, False) for m in lowlevel.middleware):
         return
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from fastmcp.server.dependencies import Progress as FastMCPProgress
 
 from ..engine import TaskContext
-from ..engine.context import _current
+from ..engine.context import running
+from . import sdk
 
 
 class DocketProgress:
@@ -60,9 +61,9 @@ class Progress(FastMCPProgress):
     """Use as ``progress: Progress = Progress()`` in a task tool's signature."""
 
     async def __aenter__(self) -> FastMCPProgress:
-        task = _current.get()
+        task = running.get()
         if task is None:
             return await super().__aenter__()
         instance = Progress()
-        instance._impl = DocketProgress(task)
+        sdk.set_progress_backend(instance, DocketProgress(task))
         return instance

@@ -25,6 +25,7 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from ..engine import ExecutionState, TaskNotFound
 from ..protocol import LEGACY_VERSION, legacy, modern
 from ..protocol.view import TaskView
+from . import sdk
 from .legacy_middleware import STORE_ERRORS
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ async def listen(
 def install_listen(tasks: Tasks) -> None:
     """Register the ``subscriptions/listen`` handler (fastmcp registers none; a spec method
     cannot be an extension MethodBinding, so it goes on the low-level server)."""
-    lowlevel = tasks.server._mcp_server
+    lowlevel = sdk.low_level_server(tasks.server)
     with contextlib.suppress(KeyError, AttributeError):
         if lowlevel.get_request_handler("subscriptions/listen") is not None:
             return

@@ -22,7 +22,7 @@ import pydantic_core
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import FastMCPError
 from fastmcp.server.auth import AccessToken
-from fastmcp.server.context import _current_transport
+from fastmcp.server.context import reset_transport, set_transport
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.server.elicitation import (
     CancelledElicitation,
@@ -36,6 +36,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from pydantic import ValidationError
 
 from ..engine import current_task
+from . import sdk
 
 TOOL_FUNCTION = "mcp-tasks:call-tool"
 """The docket function every task runs: ``(tool name, arguments, caller) -> CallToolResult``."""
@@ -49,7 +50,7 @@ def caller_snapshot() -> dict[str, Any]:
     fastmcp's component auth) and the access token's details, without the token itself."""
     token = get_access_token()
     return {
-        "transport": _current_transport.get(),
+        "transport": sdk.current_transport(),
         "token": token.model_dump(mode="json", exclude={"token"}) if token else None,
     }
 
@@ -57,19 +58,19 @@ def caller_snapshot() -> dict[str, Any]:
 @contextlib.contextmanager
 def acting_as(caller: dict[str, Any] | None) -> Iterator[None]:
     """Run the block with the caller's transport and identity restored (fastmcp reads both
-    from context variables: ``_current_transport`` and the SDK's ``auth_context_var``)."""
+    from context variables: the transport's and the SDK's ``auth_context_var``)."""
     if not caller:
         yield
         return
     details = caller.get("token")
     user = AuthenticatedUser(AccessToken(token=REDACTED, **details)) if details else None
-    transport = _current_transport.set(caller.get("transport"))
+    transport = set_transport(caller.get("transport"))  # type: ignore[arg-type]
     auth = auth_context_var.set(user)
     try:
         yield
     finally:
         auth_context_var.reset(auth)
-        _current_transport.reset(transport)
+        reset_transport(transport)
 
 
 class WorkerContext(Context):
