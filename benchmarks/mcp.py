@@ -36,11 +36,14 @@ neither is tuned. Docket names are unique per cell; Redis keys are deleted after
 Every call, phase and child process has a time limit, and the children and servers are
 killed at the end whatever happens.
 
-Run it from the repository root with the project venv:
+Run it from the repository root in its own venv (fastmcp-tasks pins its own fastmcp, so
+both servers run on that stack; see benchmarks/mcp-requirements.txt):
 
-    .venv/bin/python benchmarks/mcp.py              # full: 3 runs, 200 sequential, 1,000 at once
-    .venv/bin/python benchmarks/mcp.py --quick      # smoke run: 20 sequential, 100 at once, 1 run
-    .venv/bin/python benchmarks/mcp.py --only ours  # or --only peer; --help for the rest
+    python3 -m venv .bench-mcp-venv
+    .bench-mcp-venv/bin/pip install -r benchmarks/mcp-requirements.txt
+    .bench-mcp-venv/bin/python benchmarks/mcp.py          # full: 3 runs, 200 sequential, 1,000
+    .bench-mcp-venv/bin/python benchmarks/mcp.py --quick  # smoke: 20 sequential, 100 at once
+    .bench-mcp-venv/bin/python benchmarks/mcp.py --only ours  # or peer; --help for the rest
 """
 
 from __future__ import annotations

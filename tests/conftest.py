@@ -27,6 +27,31 @@ from mcp_tasks.engine import Docket, Worker
 REDIS_URL = os.environ.get("MCP_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 _counter = itertools.count()
 
+MCP_LAYER = {
+    "test_client",
+    "test_interop_fastmcp_tasks",
+    "test_isolation",
+    "test_mcp_caller",
+    "test_mcp_dialects",
+    "test_mcp_headers",
+    "test_mcp_limits",
+    "test_mcp_processes",
+    "test_mcp_progress_dependency",
+    "test_mcp_push",
+    "test_official_2026_client",
+    "test_sdk_seam",
+    "test_server_entrypoint",
+    "test_typescript_client",
+}
+"""The modules that exercise fastmcp and mcp themselves: scripts/test runs them again on the
+oldest supported fastmcp (``-m mcp_layer`` in .venv-oldest)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in MCP_LAYER:
+            item.add_marker(pytest.mark.mcp_layer)
+
 
 @pytest.fixture
 def anyio_backend() -> str:
