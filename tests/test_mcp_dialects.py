@@ -56,7 +56,11 @@ def legacy_conforms(definition: str, instance: Any) -> None:
 
 
 def modern_conforms(definition: str, instance: Any) -> None:
+    """Valid per the extension's schema, and a task's ``result`` is a CallToolResult of the
+    2026-07-28 protocol (the extension's schema leaves it an open object)."""
     conforms("ext-tasks-draft.schema.json", definition, instance)
+    if isinstance(instance, dict) and isinstance(instance.get("result"), dict):
+        conforms("mcp-2026-07-28.schema.json", "CallToolResult", instance["result"])
 
 
 class Harness:

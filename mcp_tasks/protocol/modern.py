@@ -64,9 +64,14 @@ def create_result(view: TaskView) -> CreateTaskResult:
 
 
 def detailed(view: TaskView) -> DetailedTask:
+    result = None
+    if view.status == "completed" and view.result is not None:
+        # A CallToolResult of this protocol requires resultType; records stored before it
+        # was written lack it.
+        result = {"resultType": "complete", **view.result}
     return DetailedTask(
         **_base(view),
-        result=view.result if view.status == "completed" else None,
+        result=result,
         error=view.error if view.status == "failed" else None,
         inputRequests=view.input_requests if view.status == "input_required" else None,
     )

@@ -144,7 +144,7 @@ async def _call_as_caller(
             return error_result(str(exc))
         except Exception as exc:
             # Word it as fastmcp words the same failure of a call made without a task.
-            if getattr(server, "_mask_error_details", False):
+            if sdk.masks_error_details(server):
                 return error_result(f"Error calling tool {name!r}")
             return error_result(f"Error calling tool {name!r}: {exc}")
     wire = to_wire(result)
@@ -171,4 +171,10 @@ def to_wire(result: ToolResult) -> dict[str, Any]:
 
 
 def error_result(message: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": message}], "isError": True}
+    """A CallToolResult saying the call failed, as ``to_wire`` would write it (the 2026-07-28
+    ``CallToolResult`` requires ``resultType``; the 2025-11-25 answer drops it)."""
+    return {
+        "content": [{"type": "text", "text": message}],
+        "isError": True,
+        "resultType": "complete",
+    }
