@@ -4,7 +4,7 @@
     python examples/progress_client.py --url http://127.0.0.1:8000/mcp
     python examples/progress_client.py sleep '{"seconds": 10}' --poll
 
-The task is created with fastmcp-tasks' client half (``call_tool_task``: the client opts in
+The task is created with ``mcp_tasks.client`` (``TasksClient.call_tool``: the client opts in
 to the extension and gets a task handle back at once). Its changes are then *pushed*:
 ``subscriptions/listen`` with ``notifications.taskIds`` makes the server send
 ``notifications/tasks`` on every change, from whichever replica or worker sees it.
@@ -13,7 +13,7 @@ to the extension and gets a task handle back at once). Its changes are then *pus
 
 This dialect carries a ``statusMessage`` but no progress numbers, so the bar shows the
 message and the time; ``legacy_client.py`` (2025-11-25) has a counting bar. The bar and
-notes go to stderr, the result to stdout. Needs fastmcp-tasks (in the dev extras).
+notes go to stderr, the result to stdout. Needs only mcp-tasks (``pip install -e .``).
 """
 
 from __future__ import annotations
@@ -24,49 +24,18 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mcp_types
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
-from fastmcp_tasks import ToolTask, call_tool_task
-from fastmcp_tasks.client import TasksClientExtension
-from mcp.client.extension import NotificationBinding
-from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mcp_tasks.client import TaskHandle, TasksClient, TaskState
+
 SERVER = Path(__file__).resolve().parents[1] / "server.py"
-TERMINAL = {"completed", "failed", "cancelled"}
 console = Console(stderr=True)
-
-
-class TaskEvent(BaseModel):
-    """The params of ``notifications/tasks`` (and the fields of ``tasks/get`` we show)."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    task_id: str = Field(alias="taskId")
-    status: str
-    status_message: str | None = Field(default=None, alias="statusMessage")
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-
-
-class TasksWithPush(TasksClientExtension):
-    """fastmcp-tasks' client extension plus a handler for ``notifications/tasks``. It has
-    the same identifier, so it stands in for the one every ``Client`` gets by default."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: asyncio.Queue[TaskEvent | BaseException] = asyncio.Queue()
-
-    def notifications(self) -> Sequence[NotificationBinding[Any]]:
-        handle = self.events.put
-        return [
-            NotificationBinding(method="notifications/tasks", params_type=TaskEvent, handler=handle)
-        ]
 
 
 class Display:
@@ -76,53 +45,20 @@ class Display:
         self.bar, self.tool, self.updates = bar, tool, 0
         self.row = bar.add_task(f"{tool}: working", total=None)  # no total: a pulsing bar
 
-    def show(self, state: TaskEvent) -> None:
+    def show(self, state: TaskState) -> None:
         self.updates += 1
         note = f" - {state.status_message}" if state.status_message else ""
         self.bar.update(self.row, description=f"{self.tool}: {state.status}{note}")
 
 
-async def follow_pushed(
-    client: Client[Any], push: TasksWithPush, task_id: str, display: Display
-) -> TaskEvent:
-    """Subscribe to the task and show each pushed change until it has ended."""
-    wanted = mcp_types.SubscriptionFilter.model_validate({"taskIds": [task_id]})
-    listen = mcp_types.SubscriptionsListenRequest(
-        params=mcp_types.SubscriptionsListenRequestParams(notifications=wanted)
-    )
-    # The request stays open while the task runs; the server ends it once the task has ended.
-    stream = asyncio.create_task(
-        client.session.send_request(listen, mcp_types.SubscriptionsListenResult)
-    )
-
-    def refused(request: asyncio.Task[Any]) -> None:
-        """A refused listen (a server without push, say) must not leave us waiting."""
-        if not request.cancelled() and (error := request.exception()) is not None:
-            push.events.put_nowait(error)
-
-    stream.add_done_callback(refused)
-    try:
-        while True:
-            event = await push.events.get()
-            if isinstance(event, BaseException):
-                raise event
-            if event.task_id == task_id:
-                display.show(event)
-                if event.status in TERMINAL:
-                    return event
-    finally:
-        stream.cancel()
-
-
-async def follow_polled(task: ToolTask, display: Display) -> TaskEvent:
-    """Ask ``tasks/get`` at the interval the server suggests until the task has ended."""
-    while True:
-        got = await task.status()
-        state = TaskEvent.model_validate(got.model_dump())
+async def follow(task: TaskHandle, display: Display, poll: bool) -> TaskState:
+    """Show each change (pushed, or polled at the server's interval) until the task ends."""
+    final: TaskState | None = None
+    async for state in task.follow(push=not poll):
         display.show(state)
-        if state.status in TERMINAL:
-            return state
-        await asyncio.sleep((got.poll_interval_ms or 1000) / 1000)
+        final = state
+    assert final is not None
+    return final
 
 
 def server_over_stdio() -> StdioTransport:
@@ -137,19 +73,14 @@ def server_over_stdio() -> StdioTransport:
 async def main(tool: str, arguments: dict[str, Any], url: str | None, poll: bool) -> int:
     interrupted = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)
-    push = TasksWithPush()
-    async with Client(url or server_over_stdio(), extensions=[push]) as client:
-        task = await call_tool_task(client, tool, arguments)
+    tasks = TasksClient()
+    async with Client(url or server_over_stdio(), extensions=[tasks]) as client:
+        task = await tasks.call_tool(client, tool, arguments)
         console.print(f"task {task.task_id} created ({client.protocol_version}); Ctrl-C cancels it")
         columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
             display = Display(bar, tool)
-            follow = (
-                follow_polled(task, display)
-                if poll
-                else follow_pushed(client, push, task.task_id, display)
-            )
-            following = asyncio.create_task(follow)
+            following = asyncio.create_task(follow(task, display, poll))
             waiting = asyncio.create_task(interrupted.wait())
             await asyncio.wait([following, waiting], return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()

@@ -7,8 +7,7 @@ Starts its own ``redis-server`` on a free loopback port (never 6379), two
 calls, and two ``mcp-tasks worker server.py`` processes that run them. It then creates
 ``--tasks`` ``sleep`` tasks alternately on replica A and B (2026-07-28 tasks extension),
 reads each result from the *other* replica, and prints who did what. Everything it started
-is stopped on exit, Ctrl-C included. Needs redis-server, and fastmcp-tasks' client half
-(in the dev extras).
+is stopped on exit, Ctrl-C included. Needs redis-server.
 """
 
 from __future__ import annotations
@@ -30,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from fastmcp import Client
-from fastmcp_tasks import ToolTask, call_tool_task
 from rich.console import Console
 from rich.table import Table
 
+from mcp_tasks.client import TasksClient
 from mcp_tasks.engine import Docket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,19 +141,26 @@ async def drive(
         loop.remove_signal_handler(signal.SIGINT)
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
-    async with Client(replicas[0]) as a, Client(replicas[1]) as b:
-        clients = {"A": a, "B": b}
+    tasks_a, tasks_b = TasksClient(), TasksClient()
+    async with (
+        Client(replicas[0], extensions=[tasks_a]) as a,
+        Client(replicas[1], extensions=[tasks_b]) as b,
+    ):
+        clients = {"A": (a, tasks_a), "B": (b, tasks_b)}
 
         async def one(number: int) -> None:
             here, there = ("A", "B") if number % 2 == 0 else ("B", "A")
             async with in_flight:
                 if stopping.is_set():
                     return
-                task = await call_tool_task(clients[here], "sleep", {"seconds": seconds})
+                client, tasks_here = clients[here]
+                task = await tasks_here.call_tool(client, "sleep", {"seconds": seconds})
                 # The same task through the other replica: its state lives in Redis.
-                result = await ToolTask(clients[there], "sleep", task.create_result).result()
-            if result.data != f"slept {seconds}s":
-                raise SystemExit(f"task {task.task_id}: unexpected result {result.data!r}")
+                other, tasks_there = clients[there]
+                final = await tasks_there.handle(other, task.task_id).wait(push=False)
+            text = (final.result or {}).get("structuredContent", {}).get("result")
+            if text != f"slept {seconds}s":
+                raise SystemExit(f"task {task.task_id}: unexpected result {final.result!r}")
             ids.append(task.task_id)
             created_on[here] += 1
             read_from[there] += 1

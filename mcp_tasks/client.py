@@ -1,0 +1,262 @@
+"""A small task client on fastmcp's ``Client``: call a tool as a task and follow it.
+
+It speaks the 2026-07-28 extension ``io.modelcontextprotocol/tasks`` (SEP-2663) to any server
+that serves it, ours or another's::
+
+    from fastmcp import Client
+    from mcp_tasks.client import TasksClient
+
+    tasks = TasksClient()
+    async with Client(url, extensions=[tasks]) as client:
+        task = await tasks.call_tool(client, "sleep", {"seconds": 5})
+        async for state in task.follow():        # pushed (subscriptions/listen), else polled
+            print(state.status, state.status_message)
+        print(state.result)
+
+``TasksClient`` opts the connection in, so a plain ``client.call_tool`` of a task tool also
+works: the server answers with a task, which the extension resolves by polling to the tool's
+ordinary result. ``tasks.call_tool`` returns the handle at once instead; ``tasks.handle(client,
+task_id)`` makes one later from a task id, on another connection too (detach and resume).
+This is the 2026-07-28 dialect only; a 2025-11-25 connection gets a ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+import mcp_types
+from fastmcp import Client
+from mcp.client.extension import ClaimContext, ClientExtension, NotificationBinding, ResultClaim
+from mcp.client.session import ClientSession
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ConfigDict, Field
+
+from .protocol import EXTENSION_ID
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+DEFAULT_POLL_SECONDS = 1.0
+
+
+class TaskState(mcp_types.Result):
+    """A task as ``tasks/get`` and ``notifications/tasks`` show it (a DetailedTask)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    task_id: str = Field(alias="taskId")
+    status: str
+    status_message: str | None = Field(default=None, alias="statusMessage")
+    poll_interval_ms: int | None = Field(default=None, alias="pollIntervalMs")
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    input_requests: dict[str, Any] | None = Field(default=None, alias="inputRequests")
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class CreatedTask(mcp_types.Result):
+    """The answer to a ``tools/call`` that the server runs as a task."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    result_type: Literal["task"] = Field(default="task", alias="resultType")
+    task_id: str = Field(alias="taskId")
+    status: str
+    poll_interval_ms: int | None = Field(default=None, alias="pollIntervalMs")
+
+
+class _Ack(mcp_types.Result):
+    model_config = ConfigDict(extra="allow")
+
+
+class TaskParams(mcp_types.RequestParams):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    task_id: str = Field(alias="taskId")
+
+
+class UpdateParams(TaskParams):
+    input_responses: dict[str, Any] = Field(alias="inputResponses")
+
+
+class GetTask(mcp_types.Request[TaskParams, Literal["tasks/get"]]):
+    method: Literal["tasks/get"] = "tasks/get"
+    params: TaskParams
+
+
+class CancelTask(mcp_types.Request[TaskParams, Literal["tasks/cancel"]]):
+    method: Literal["tasks/cancel"] = "tasks/cancel"
+    params: TaskParams
+
+
+class UpdateTask(mcp_types.Request[UpdateParams, Literal["tasks/update"]]):
+    method: Literal["tasks/update"] = "tasks/update"
+    params: UpdateParams
+
+
+class TasksClient(ClientExtension):
+    """The client half of ``io.modelcontextprotocol/tasks``: opt in, and turn the server's
+    ``notifications/tasks`` into :meth:`TaskHandle.follow` events."""
+
+    identifier = EXTENSION_ID
+
+    def __init__(self) -> None:
+        self._followers: dict[str, list[asyncio.Queue[TaskState]]] = {}
+
+    def claims(self) -> Sequence[ResultClaim[Any]]:
+        return (
+            ResultClaim(
+                result_type="task",
+                model=CreatedTask,
+                resolve=self._resolve,
+                protocol_versions=frozenset(MODERN_PROTOCOL_VERSIONS),
+            ),
+        )
+
+    def notifications(self) -> Sequence[NotificationBinding[Any]]:
+        return [
+            NotificationBinding(
+                method="notifications/tasks", params_type=TaskState, handler=self._pushed
+            )
+        ]
+
+    async def _pushed(self, state: TaskState) -> None:
+        for queue in self._followers.get(state.task_id, ()):
+            queue.put_nowait(state)
+
+    def subscribe(self, task_id: str) -> asyncio.Queue[TaskState]:
+        """A queue of the ``notifications/tasks`` pushed for ``task_id`` from now on."""
+        queue: asyncio.Queue[TaskState] = asyncio.Queue()
+        self._followers.setdefault(task_id, []).append(queue)
+        return queue
+
+    def unsubscribe(self, task_id: str, queue: asyncio.Queue[TaskState]) -> None:
+        followers = self._followers.get(task_id, [])
+        if queue in followers:
+            followers.remove(queue)
+        if not followers:
+            self._followers.pop(task_id, None)
+
+    async def call_tool(
+        self, client: Client[Any], name: str, arguments: dict[str, Any] | None = None
+    ) -> TaskHandle:
+        """Call ``name`` as a task and return its handle at once. A call the server runs
+        inline instead is a ``RuntimeError``: the tool is not a task tool on that server, or
+        the connection did not negotiate 2026-07-28."""
+        answer = await client.session.call_tool(name, arguments or {}, allow_claimed=True)
+        if not isinstance(answer, CreatedTask):
+            raise RuntimeError(
+                f"tool {name!r} did not run as a task (a task=True tool on a 2026-07-28 "
+                f"connection? this one negotiated {client.protocol_version})"
+            )
+        return TaskHandle(client, answer.task_id, answer.poll_interval_ms, self)
+
+    def handle(self, client: Client[Any], task_id: str) -> TaskHandle:
+        """A handle for a task created earlier, on this connection or another."""
+        return TaskHandle(client, task_id, None, self)
+
+    async def _resolve(self, created: CreatedTask, ctx: ClaimContext) -> mcp_types.CallToolResult:
+        """A plain ``call_tool`` that became a task: poll it to the tool's own result."""
+        handle = TaskHandle(ctx.session, created.task_id, created.poll_interval_ms)
+        state = await handle.wait(push=False)
+        if state.status == "completed" and state.result is not None:
+            return mcp_types.CallToolResult.model_validate(state.result)
+        reason = (state.error or {}).get("message") or f"the task was {state.status}"
+        text = mcp_types.TextContent(type="text", text=str(reason))
+        return mcp_types.CallToolResult(content=[text], is_error=True)
+
+
+class TaskHandle:
+    """One task on the server: read, follow, answer, cancel."""
+
+    def __init__(
+        self,
+        client: Client[Any] | ClientSession,
+        task_id: str,
+        poll_interval_ms: int | None = None,
+        tasks: TasksClient | None = None,
+    ) -> None:
+        self.session = client.session if isinstance(client, Client) else client
+        self.task_id = task_id
+        self.poll_interval_ms = poll_interval_ms
+        self.tasks = tasks
+
+    async def _send(self, request: Any, result: type[Any]) -> Any:
+        # The client stamps its capabilities, this extension's opt-in included, on each request.
+        return await self.session.send_request(request, result)
+
+    async def status(self) -> TaskState:
+        state: TaskState = await self._send(
+            GetTask(params=TaskParams(taskId=self.task_id)), TaskState
+        )
+        if state.poll_interval_ms:
+            self.poll_interval_ms = state.poll_interval_ms
+        return state
+
+    async def cancel(self) -> None:
+        """Ask the server to cancel; the task's own status then says how it ended."""
+        await self._send(CancelTask(params=TaskParams(taskId=self.task_id)), _Ack)
+
+    async def answer(self, responses: dict[str, Any]) -> None:
+        """Answer open input requests (``tasks/update``), keyed by their ids."""
+        params = UpdateParams(taskId=self.task_id, inputResponses=responses)
+        await self._send(UpdateTask(params=params), _Ack)
+
+    async def follow(self, *, push: bool = True) -> AsyncIterator[TaskState]:
+        """Each new state until the task has ended: pushed through ``subscriptions/listen``
+        when the server offers it (and ``TasksClient`` is on the client), else polled at the
+        server's ``pollIntervalMs``."""
+        if push and self.tasks is not None:
+            async for state in self._pushed():
+                yield state
+            return
+        last: TaskState | None = None
+        while True:
+            state = await self.status()
+            if state != last:
+                yield state
+                last = state
+            if state.terminal:
+                return
+            await asyncio.sleep((self.poll_interval_ms or DEFAULT_POLL_SECONDS * 1000) / 1000)
+
+    async def _pushed(self) -> AsyncIterator[TaskState]:
+        assert self.tasks is not None
+        queue = self.tasks.subscribe(self.task_id)
+        listen = mcp_types.SubscriptionsListenRequest(
+            params=mcp_types.SubscriptionsListenRequestParams(
+                notifications=mcp_types.SubscriptionFilter.model_validate(
+                    {"taskIds": [self.task_id]}
+                )
+            )
+        )
+        stream = asyncio.create_task(
+            self.session.send_request(listen, mcp_types.SubscriptionsListenResult)
+        )
+        try:
+            while True:
+                getting = asyncio.create_task(queue.get())
+                await asyncio.wait([getting, stream], return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    stream.result()  # a refused listen raises here
+                    state = await self.status()  # the stream ended: the task has ended
+                    yield state
+                    if state.terminal:
+                        return
+                    raise RuntimeError("the server ended subscriptions/listen early")
+                state = getting.result()
+                yield state
+                if state.terminal:
+                    return
+        finally:
+            stream.cancel()
+            self.tasks.unsubscribe(self.task_id, queue)
+
+    async def wait(self, *, push: bool = True) -> TaskState:
+        """The task's final state."""
+        final: TaskState | None = None
+        async for state in self.follow(push=push):
+            final = state
+        assert final is not None
+        return final
