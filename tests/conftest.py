@@ -33,6 +33,7 @@ MCP_LAYER = {
     "test_isolation",
     "test_mcp_caller",
     "test_mcp_dialects",
+    "test_mcp_edges",
     "test_mcp_headers",
     "test_mcp_limits",
     "test_mcp_processes",

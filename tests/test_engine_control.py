@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -74,6 +75,28 @@ async def test_running_task_is_cancelled_promptly(docket: Docket) -> None:
     assert final.status is Status.CANCELLED
     assert saw_cancel == [True]
     assert elapsed < 1.0  # a generous ceiling; the benchmark reports the real latency
+
+
+async def test_an_accepted_cancel_wins_over_a_run_that_finishes_anyway(docket: Docket) -> None:
+    """Once ``cancel`` has said yes, the task ends ``cancelled``, even when its run still
+    returns a result (here it swallows the cancellation; in life it finishes in the same
+    instant): a caller told "cancelled" must never see another outcome."""
+    started = asyncio.Event()
+
+    async def stubborn() -> str:
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)
+        return "finished anyway"
+
+    docket.register(stubborn)
+    execution = await docket.add(stubborn)()
+    async with running(Worker(docket)):
+        await asyncio.wait_for(started.wait(), 10)
+        assert await docket.cancel(execution.key)
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.CANCELLED
+    assert final.result is None
 
 
 async def test_cancel_of_a_finished_task_reports_false(docket: Docket) -> None:

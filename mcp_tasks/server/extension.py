@@ -444,8 +444,14 @@ class Tasks(sdk.BindAwareExtension):
             raise MCPError(
                 code=INVALID_PARAMS, message=f"Task {params.task_id} is already {view.status}"
             )
-        with contextlib.suppress(TaskNotFound):
-            await self.docket.cancel(params.task_id)
+        # The engine decides atomically: yes (the task will end cancelled, whatever its run
+        # does meanwhile) or no (it had already ended).
+        accepted = await self.docket.cancel(params.task_id)
+        if legacy_dialect and not accepted:
+            ended = await self.load(params.task_id, view.owner)
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"Task {params.task_id} is already {ended.status}"
+            )
         if not legacy_dialect:
             return {}
         # The legacy dialect answers with the task, cancelled before the reply: a running

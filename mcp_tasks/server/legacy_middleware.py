@@ -25,6 +25,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
 from redis.exceptions import RedisError
 
+from ..engine import TaskNotFound
 from ..engine.codec import CipherError
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
@@ -78,6 +79,13 @@ def install(server: FastMCP, tasks: Tasks) -> None:
             raise MCPError(code=INTERNAL_ERROR, message=STORE_UNAVAILABLE) from None
         except CipherError as exc:
             raise MCPError(code=INTERNAL_ERROR, message=str(exc)) from None
+        except TaskNotFound as exc:
+            # A task that expired while its request was being handled answers like an
+            # unknown one; an engine exception never reaches the wire as code 0.
+            from .extension import shown  # it imports this module
+
+            task_id = str(exc.args[0]) if exc.args else ""
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown task: {shown(task_id)}") from None
 
     async def dispatch(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         if ctx.method == "initialize":

@@ -4,6 +4,7 @@
 -- stream id, key, outcome, data, when_ms, has_limit (1|0), ttl ms ('' = the default),
 -- counter (the statistic it counts towards: completed|failed|cancelled|retried, '' = none),
 -- label, started_ms (when this run started; '' = not a finished run: no run time).
+-- A run whose task has an accepted cancel (its 'cancel' flag) is recorded as cancelled.
 -- outcome: completed (data = result JSON) | failed (data = error JSON) | cancelled |
 --          retry (data = error JSON, due at when) | again (perpetual, due at when) |
 --          requeue (handed back by a stopping worker).
@@ -17,6 +18,13 @@ for i = 1, (#KEYS - 4) / 3 do
   local when, has_limit = ARGV[a + 5], ARGV[a + 6]
   local run_ttl = tonumber(ARGV[a + 7]) or ttl
   local counter, label, started = ARGV[a + 8], ARGV[a + 9], tonumber(ARGV[a + 10])
+  if outcome ~= 'requeue' and outcome ~= 'cancelled'
+      and redis.call('HGET', run, 'cancel') == '1' then
+    -- cancel.lua said yes to a cancel while this run was finishing: the accepted cancel
+    -- wins, so a caller told "cancelled" never sees another outcome (the result is dropped).
+    outcome, data = 'cancelled', ''
+    counter = counter ~= '' and 'cancelled' or ''
+  end
   acks[#acks + 1] = sid
   if counter ~= '' then
     tally(counts, counter, label)

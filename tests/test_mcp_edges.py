@@ -1,0 +1,105 @@
+"""Edges of the task requests that races and expiry reach: answered per spec, never code 0.
+
+- 2025-11-25 ``tasks/cancel`` racing the task's own end: a cancel the server accepts ends the
+  task ``cancelled`` (the reply says so), even when the run returns a result in that instant;
+  a cancel that comes too late is -32602.
+- A task that expires while its request is being handled answers -32602, like a task that
+  never existed, not the engine's exception as code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import purge
+from fastmcp import Client, FastMCP
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from test_mcp_dialects import legacy, legacy_conforms, modern
+
+from mcp_tasks import Tasks
+
+pytestmark = pytest.mark.anyio
+
+
+class Server:
+    def __init__(self, url: str, name: str) -> None:
+        self.tasks = Tasks(url=url, name=name)
+        self.started = asyncio.Event()
+        self.mcp = FastMCP("edges")
+        started = self.started
+
+        @self.mcp.tool(task=True)
+        async def stubborn() -> str:
+            """Finishes with a result even when cancelled: the worst case of a cancel that
+            arrives as the run ends."""
+            started.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(60)
+            return "finished anyway"
+
+        @self.mcp.tool(task=True)
+        async def quick() -> str:
+            return "done"
+
+        self.mcp.add_extension(self.tasks)
+
+
+@pytest.fixture
+async def server(url: str, docket_name: str) -> AsyncIterator[Server]:
+    yield Server(url, docket_name)
+    await purge(url, docket_name)
+
+
+async def test_an_accepted_legacy_cancel_replies_cancelled(server: Server) -> None:
+    async with Client(server.mcp, mode="legacy") as client:
+        call = {"name": "stubborn", "arguments": {}, "task": {}}
+        task_id = (await legacy(client, "tools/call", call))["task"]["taskId"]
+        await asyncio.wait_for(server.started.wait(), 10)
+        reply = await legacy(client, "tasks/cancel", {"taskId": task_id})
+        legacy_conforms("CancelTaskResult", reply)
+        assert reply["status"] == "cancelled"
+        got = await legacy(client, "tasks/get", {"taskId": task_id})
+        assert got["status"] == "cancelled"
+
+
+async def test_a_legacy_cancel_of_an_ended_task_is_refused(server: Server) -> None:
+    async with Client(server.mcp, mode="legacy") as client:
+        call = {"name": "quick", "arguments": {}, "task": {}}
+        task_id = (await legacy(client, "tools/call", call))["task"]["taskId"]
+        await server.tasks.docket.wait(task_id, timeout=10)
+        with pytest.raises(MCPError) as refused:
+            await legacy(client, "tasks/cancel", {"taskId": task_id})
+        assert refused.value.error.code == INVALID_PARAMS
+        assert "already completed" in refused.value.error.message
+
+
+@pytest.mark.parametrize("dialect", ["legacy", "modern"])
+async def test_a_task_expiring_mid_request_answers_like_an_unknown_one(
+    server: Server, dialect: str
+) -> None:
+    mode = "legacy" if dialect == "legacy" else "auto"
+    async with Client(server.mcp, mode=mode) as client:
+        send = legacy if dialect == "legacy" else modern
+        call: dict[str, Any] = {"name": "stubborn", "arguments": {}}
+        if dialect == "legacy":
+            call["task"] = {}
+            task_id = (await send(client, "tools/call", call))["task"]["taskId"]
+        else:
+            task_id = (await send(client, "tools/call", call))["taskId"]
+        running = server.tasks.docket
+        original = running.cancel
+
+        async def expire_then_cancel(key: str) -> bool:
+            await running.client.delete(running.keys.run(key))  # its TTL ran out just now
+            return await original(key)
+
+        running.cancel = expire_then_cancel  # type: ignore[method-assign]
+        with pytest.raises(MCPError) as answered:
+            await send(client, "tasks/cancel", {"taskId": task_id})
+        assert answered.value.error.code == INVALID_PARAMS
+        assert answered.value.error.message == f"Unknown task: {task_id}"
