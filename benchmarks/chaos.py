@@ -444,22 +444,16 @@ class Observed:
 
 async def modern(client: Any, method: str, params: dict[str, Any], timeout: float) -> Any:  # noqa: ASYNC109 - the SDK's own per-request timeout
     """A raw 2026-07-28 request that opts in to the tasks extension."""
-    session = client.session
-    data: dict[str, Any] = {"method": method, "params": params}
-    options: dict[str, Any] = {}
-    session._stamp(data, options)
-    meta = data["params"].setdefault("_meta", {})
-    key = "io.modelcontextprotocol/clientCapabilities"
-    capabilities = dict(meta.get(key) or {})
-    capabilities["extensions"] = {**(capabilities.get("extensions") or {}), EXTENSION_ID: {}}
-    meta[key] = capabilities
-    options["timeout"] = timeout
-    return await session._dispatcher.send_raw_request(method, data["params"], options)
+    from mcp_tasks.client import raw_request
+
+    return await raw_request(client, method, params, opt_in=True, timeout=timeout)
 
 
 async def legacy(client: Any, method: str, params: dict[str, Any], timeout: float) -> Any:  # noqa: ASYNC109
     """A raw 2025-11-25 request (the SDK client would validate a task answer away)."""
-    return await client.session._dispatcher.send_raw_request(method, params, {"timeout": timeout})
+    from mcp_tasks.client import raw_request
+
+    return await raw_request(client, method, params, timeout=timeout)
 
 
 class Slot:

@@ -259,42 +259,20 @@ class PushRecorder:
 
 async def modern(client: Client[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
     """A raw 2026-07-28 request that opts in to the tasks extension."""
-    session = client.session
-    data: dict[str, Any] = {"method": method, "params": params}
-    options: dict[str, Any] = {}
-    session._stamp(data, options)
-    meta = data["params"].setdefault("_meta", {})
-    key = "io.modelcontextprotocol/clientCapabilities"
-    capabilities = dict(meta.get(key) or {})
-    capabilities["extensions"] = {**(capabilities.get("extensions") or {}), EXTENSION_ID: {}}
-    meta[key] = capabilities
-    options["timeout"] = CALL_TIMEOUT
-    result: dict[str, Any] = await session._dispatcher.send_raw_request(
-        method, data["params"], options
-    )
-    return result
+    from mcp_tasks.client import raw_request
+
+    return await raw_request(client, method, params, opt_in=True, timeout=CALL_TIMEOUT)
 
 
 def plain_call(client: Client[Any]) -> Call:
     """The reference: the same tool called without opting in to tasks, so it runs inline."""
 
+    from mcp_tasks.client import raw_request
+
     async def call(n: int) -> None:
-        session = client.session
-        data: dict[str, Any] = {
-            "method": "tools/call",
-            "params": {"name": "noop", "arguments": {"n": n}},
-        }
-        options: dict[str, Any] = {}
-        session._stamp(data, options)
-        meta = data["params"]["_meta"]
-        key = "io.modelcontextprotocol/clientCapabilities"
-        capabilities = dict(meta.get(key) or {})
-        extensions = dict(capabilities.get("extensions") or {})
-        extensions.pop(EXTENSION_ID, None)  # fastmcp-tasks' client half adds it to every call
-        capabilities["extensions"] = extensions
-        meta[key] = capabilities
-        options["timeout"] = CALL_TIMEOUT
-        result = await session._dispatcher.send_raw_request("tools/call", data["params"], options)
+        # opt_in=False: fastmcp-tasks' client half adds the opt-in to every call.
+        params = {"name": "noop", "arguments": {"n": n}}
+        result = await raw_request(client, "tools/call", params, opt_in=False, timeout=CALL_TIMEOUT)
         if result.get("structuredContent") != {"result": n}:
             raise AssertionError(f"noop({n}) answered {result!r}")
 

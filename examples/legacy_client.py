@@ -34,6 +34,8 @@ from mcp.shared.exceptions import MCPError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from mcp_tasks.client import raw_request
+
 SERVER = Path(__file__).resolve().parents[1] / "server.py"
 console = Console(stderr=True)
 
@@ -49,7 +51,7 @@ class LegacyTasks:
         ``tools/call`` answer against ``CallToolResult``, so this one goes out raw."""
         params = {"name": tool, "arguments": arguments, "task": {"ttl": 600_000}}
         params["_meta"] = {"progressToken": token}  # progress for the task's whole life
-        created = await self.session._dispatcher.send_raw_request("tools/call", params, {})
+        created = await raw_request(self.session, "tools/call", params)
         return mcp_types.CreateTaskResult.model_validate(created).task
 
     async def result(self, task_id: str) -> mcp_types.CallToolResult:

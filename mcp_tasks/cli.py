@@ -39,7 +39,8 @@ async def _load(server_spec: str) -> Any:
 async def run_worker(
     server_spec: str, url: str | None, concurrency: int | None, ready: bool
 ) -> None:
-    from .server import Tasks, sdk
+    from . import sdk
+    from .server import Tasks
 
     server = await _load(server_spec)
     tasks = sdk.registered_extension(server, EXTENSION_ID)
@@ -77,7 +78,7 @@ async def _enter_when_reachable(stack: contextlib.AsyncExitStack, server: Any, u
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from .server import sdk
+    from . import sdk
 
     # Not every OSError: a lifespan's missing file must still fail at once, not "wait".
     waitable = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionError)

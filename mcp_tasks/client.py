@@ -33,7 +33,8 @@ from mcp.client.session import ClientSession
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict, Field
 
-from .protocol import EXTENSION_ID
+from . import sdk
+from .protocol import EXTENSION_ID, LEGACY_VERSION
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 DEFAULT_POLL_SECONDS = 1.0
@@ -82,16 +83,19 @@ class UpdateParams(TaskParams):
 class GetTask(mcp_types.Request[TaskParams, Literal["tasks/get"]]):
     method: Literal["tasks/get"] = "tasks/get"
     params: TaskParams
+    name_param = "taskId"  # the Mcp-Name header SEP-2663 asks for, for load balancers
 
 
 class CancelTask(mcp_types.Request[TaskParams, Literal["tasks/cancel"]]):
     method: Literal["tasks/cancel"] = "tasks/cancel"
     params: TaskParams
+    name_param = "taskId"
 
 
 class UpdateTask(mcp_types.Request[UpdateParams, Literal["tasks/update"]]):
     method: Literal["tasks/update"] = "tasks/update"
     params: UpdateParams
+    name_param = "taskId"
 
 
 class TasksClient(ClientExtension):
@@ -260,3 +264,52 @@ class TaskHandle:
             final = state
         assert final is not None
         return final
+
+
+CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
+
+
+async def raw_request(
+    client: Client[Any] | ClientSession,
+    method: str,
+    params: dict[str, Any],
+    *,
+    opt_in: bool | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - the SDK's own per-request timeout
+) -> dict[str, Any]:
+    """Send any JSON-RPC request on an open client and return the raw ``result`` dict (a
+    JSON-RPC error raises ``MCPError``), unvalidated: for requests no typed API sends, such
+    as a 2025-11-25 task-augmented ``tools/call``, and for probing a server.
+
+    On a 2026-07-28 connection the request carries what the session adds to every request
+    (protocol version, client info, capabilities, routing headers); ``opt_in`` then adds
+    (True) or removes (False) this connection's opt-in to ``io.modelcontextprotocol/tasks``
+    (None: as the client advertises). A 2025-11-25 request goes out as given.
+    """
+    session = client.session if isinstance(client, Client) else client
+    modern = session.protocol_version not in (None, LEGACY_VERSION)
+
+    def adjust(sent: dict[str, Any]) -> None:
+        if opt_in is None:
+            return
+        meta = sent.setdefault("_meta", {})
+        capabilities = dict(meta.get(CAPABILITIES_META) or {})
+        extensions = dict(capabilities.get("extensions") or {})
+        if opt_in:
+            extensions[EXTENSION_ID] = {}
+        else:
+            extensions.pop(EXTENSION_ID, None)
+        capabilities["extensions"] = extensions
+        meta[CAPABILITIES_META] = capabilities
+
+    answer: dict[str, Any] = await sdk.send_raw_request(
+        session,
+        method,
+        params,
+        stamp=modern,
+        adjust=adjust if modern else None,
+        headers=headers,
+        timeout=timeout,
+    )
+    return answer

@@ -23,6 +23,7 @@ from fastmcp.utilities.tasks import TaskConfig
 from mcp.shared.exceptions import MCPError
 
 from mcp_tasks import Tasks
+from mcp_tasks.client import raw_request
 from mcp_tasks.protocol import EXTENSION_ID, RELATED_TASK_META
 
 pytestmark = pytest.mark.anyio
@@ -126,22 +127,11 @@ async def modern(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send a raw 2026-07-28 request, opting in to the tasks extension unless told not to."""
-    session = client.session
-    data: dict[str, Any] = {"method": method, "params": params}
-    options: dict[str, Any] = {}
-    session._stamp(data, options)  # type: ignore[attr-defined]
-    meta = data["params"].setdefault("_meta", {})
-    key = "io.modelcontextprotocol/clientCapabilities"
-    capabilities = dict(meta.get(key) or {})
-    if opt_in:
-        capabilities["extensions"] = {**(capabilities.get("extensions") or {}), EXTENSION_ID: {}}
-    meta[key] = capabilities
-    options.setdefault("headers", {}).update(headers or {})
-    return await session._dispatcher.send_raw_request(method, data["params"], options)  # type: ignore[attr-defined,no-any-return]
+    return await raw_request(client, method, params, opt_in=opt_in or None, headers=headers)
 
 
 async def legacy(client: Client[Any], method: str, params: dict[str, Any]) -> dict[str, Any]:
-    return await client.session._dispatcher.send_raw_request(method, params, {})  # type: ignore[attr-defined,no-any-return]
+    return await raw_request(client, method, params)
 
 
 # -- 2026-07-28 ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Every reach into another package's private names lives in ``mcp_tasks/server/sdk.py``.
+"""Every reach into another package's private names lives in ``mcp_tasks/sdk.py``.
 
 Each fastmcp or mcp release is then an audit of one module. The scan below finds what a
 ``grep`` for underscore names would, without its false alarms: an attribute ``obj._name``
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from mcp_tasks.server import sdk
+from mcp_tasks import sdk
 
-PACKAGE = Path(sdk.__file__).resolve().parents[1]
+PACKAGE = Path(sdk.__file__).resolve().parent
 SEAM = Path(sdk.__file__).resolve()
 
 
@@ -57,7 +57,7 @@ def test_only_the_sdk_module_touches_private_names() -> None:
         if path != SEAM
         for reach in private_reaches(path)
     ]
-    assert outside == [], "private names outside mcp_tasks/server/sdk.py:\n" + "\n".join(outside)
+    assert outside == [], "private names outside mcp_tasks/sdk.py:\n" + "\n".join(outside)
     assert private_reaches(SEAM), "the scan finds nothing at all: it is broken"
 
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import anyio
 import mcp_types
-import pydantic_core
 from fastmcp.server.context import Context
 from fastmcp.server.extensions import MethodBinding
 from fastmcp.tools.base import ToolResult
@@ -37,9 +36,11 @@ from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import sdk
 from ..engine import Docket, IndexPosition, Quota, QuotaExceeded, TaskNotFound, Worker
 from ..engine.codec import Codec
 from ..engine.keys import check_task_key
+from ..engine.serialization import to_json_text
 from ..engine.worker import cancel_and_wait
 from ..protocol import (
     EXTENSION_ID,
@@ -50,7 +51,7 @@ from ..protocol import (
     modern,
 )
 from ..protocol.view import TaskView
-from . import dashboard, legacy_middleware, metrics, push, sdk
+from . import dashboard, legacy_middleware, metrics, push
 from .identity import listing_of, owner_of
 from .runner import TOOL_FUNCTION, call_tool, caller_snapshot
 
@@ -262,7 +263,7 @@ class Tasks(sdk.BindAwareExtension):
     ) -> TaskView:
         """Put a tool call on the docket; when this returns, tasks/get finds the task."""
         poll_ms = poll_ms or self.poll_interval_ms
-        size = len(pydantic_core.to_json(arguments))
+        size = len(to_json_text(arguments).encode())
         if size > self.max_argument_bytes:
             raise MCPError(
                 code=INVALID_PARAMS,

@@ -10,7 +10,7 @@ from fastmcp.server.dependencies import get_access_token
 from mcp.server.auth.provider import principal_components
 from mcp.server.context import ServerRequestContext
 
-from . import sdk
+from .. import sdk
 
 
 def listing_of(ctx: ServerRequestContext[Any, Any] | None) -> str | None:

@@ -25,11 +25,11 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
 from redis.exceptions import RedisError
 
+from .. import sdk
 from ..engine import TaskNotFound
 from ..engine.codec import CipherError
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
-from . import sdk
 from .identity import listing_of, owner_of
 
 if TYPE_CHECKING:

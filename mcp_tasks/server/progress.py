@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from fastmcp.server.dependencies import Progress as FastMCPProgress
 
+from .. import sdk
 from ..engine import TaskContext
 from ..engine.context import running
-from . import sdk
 
 
 class DocketProgress:

@@ -22,10 +22,10 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 
+from .. import sdk
 from ..engine import ExecutionState, TaskNotFound
 from ..protocol import LEGACY_VERSION, legacy, modern
 from ..protocol.view import TaskView
-from . import sdk
 from .legacy_middleware import STORE_ERRORS
 
 if TYPE_CHECKING:

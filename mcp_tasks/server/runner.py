@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import mcp_types
-import pydantic_core
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import FastMCPError
 from fastmcp.server.auth import AccessToken
@@ -35,8 +34,9 @@ from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from pydantic import ValidationError
 
+from .. import sdk
 from ..engine import current_task
-from . import sdk
+from ..engine.serialization import to_json_text
 
 TOOL_FUNCTION = "mcp-tasks:call-tool"
 """The docket function every task runs: ``(tool name, arguments, caller) -> CallToolResult``."""
@@ -149,7 +149,7 @@ async def _call_as_caller(
             return error_result(f"Error calling tool {name!r}: {exc}")
     wire = to_wire(result)
     if max_result_bytes is not None:
-        size = len(pydantic_core.to_json(wire))
+        size = len(to_json_text(wire).encode())
         if size > max_result_bytes:
             return error_result(
                 f"The result of tool {name!r} is too large: {size} bytes "

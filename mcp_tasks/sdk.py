@@ -141,6 +141,38 @@ class BindAwareExtension(ServerExtension):
         """Called once ``server`` is bound (``self.server`` works from here on)."""
 
 
+async def send_raw_request(
+    session: Any,
+    method: str,
+    params: dict[str, Any],
+    *,
+    stamp: bool,
+    adjust: Callable[[dict[str, Any]], None] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - the SDK's own per-request timeout
+) -> Any:
+    """Send one JSON-RPC request over a client session and return its raw ``result``.
+
+    Why: ``ClientSession.send_request`` validates every answer against the negotiated
+    protocol's own result type (a 2025-11-25 task-augmented ``tools/call`` answers a
+    ``CreateTaskResult``, which fails ``CallToolResult``), and tests must send what no typed
+    request can (wrong types, forged fields, chosen headers). ``stamp`` adds what the session
+    adds to every 2026-07-28 request (``_meta`` protocol version, client info and
+    capabilities, routing headers); ``adjust`` may then edit the params, e.g. the opt-in.
+    Replace with a public raw-request API of mcp's ``ClientSession``.
+    """
+    data: dict[str, Any] = {"method": method, "params": params}
+    options: dict[str, Any] = {}
+    if stamp:
+        session._stamp(data, options)
+    if adjust is not None:
+        adjust(data["params"])
+    options.setdefault("headers", {}).update(headers or {})
+    if timeout is not None:
+        options["timeout"] = timeout
+    return await session._dispatcher.send_raw_request(method, data["params"], options)
+
+
 def set_progress_backend(progress: Any, backend: Any) -> None:
     """Make a fastmcp ``Progress`` dependency report through ``backend`` (a ``ProgressLike``).
 
