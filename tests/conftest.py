@@ -35,6 +35,7 @@ MCP_LAYER = {
     "test_mcp_dialects",
     "test_mcp_edges",
     "test_mcp_headers",
+    "test_mcp_hostile_values",
     "test_mcp_limits",
     "test_mcp_processes",
     "test_mcp_progress_dependency",

@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 import anyio
-import pydantic_core
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -25,8 +24,9 @@ from .connection import Backend, close_client, parse_url
 from .errors import QuotaExceeded, TaskNotFound, UnknownFunction
 from .events import EventHub
 from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskCallable, TaskFunction
-from .keys import GROUP, Keys, check_docket_name, check_task_key
+from .keys import GROUP, Keys, check_docket_name, check_task_key, is_task_key
 from .scripts import Scripts
+from .serialization import from_json_text, to_json_text
 from .state import ExecutionState, Progress, Status, now_ms
 
 Call = tuple[Sequence[Any], dict[str, Any]]
@@ -352,6 +352,8 @@ class Docket:
 
     async def get(self, key: str) -> ExecutionState | None:
         """The task's current state, or None if there is no such task (or it expired)."""
+        if not is_task_key(key):
+            return None
         raw: dict[bytes, bytes] = await self.client.hgetall(self.keys.run(key))  # type: ignore[assignment]
         if not raw or b"status" not in raw:
             return None
@@ -369,6 +371,8 @@ class Docket:
     async def watch(self, key: str) -> AsyncIterator[ExecutionState]:
         """Yield the task's state now and after every change, ending with a terminal state.
         Raises :class:`TaskNotFound` if the task does not exist (or expires meanwhile)."""
+        if not is_task_key(key):
+            raise TaskNotFound(key)
         async with self.hub.subscription(key) as events:
             state = await self.get(key)
             if state is None:
@@ -386,6 +390,8 @@ class Docket:
     async def cancel(self, key: str) -> bool:
         """Cancel a task: a scheduled or queued one never runs; a running one is cancelled
         cooperatively by its worker, wherever it runs. False if it had already finished."""
+        if not is_task_key(key):
+            raise TaskNotFound(key)
         answer = await self.scripts.run(
             "cancel",
             [
@@ -423,21 +429,24 @@ class Docket:
         run = self.keys.run(key)
         question_id = f"{attempt}-{await self.client.hincrby(run, 'asked', 1)}"
         async with self.hub.subscription(key) as events:
-            asked = self.codec.seal(pydantic_core.to_json(question))
+            asked = self.codec.seal(to_json_text(question))
             await self._update(key, "asking", question_id, **{f"ask:{question_id}": asked})
             while True:
                 raw = await self.client.hget(run, f"answer:{question_id}")
                 if raw is not None:
                     await self.client.hdel(run, f"ask:{question_id}", f"answer:{question_id}")
-                    return pydantic_core.from_json(self.codec.open(raw))
+                    return from_json_text(self.codec.open(raw))
                 await events.get()
 
     async def answer(self, key: str, answers: dict[str, Any]) -> int:
         """Answer a task's open questions by id; unknown or answered ids are ignored.
         Returns how many answers were taken."""
+        if not is_task_key(key):
+            raise TaskNotFound(key)
         args: list[Any] = [key]
         for question_id, value in answers.items():
-            args += [question_id, self.codec.seal(pydantic_core.to_json(value))]
+            if is_task_key(question_id):  # any other id is no question's (and unencodable)
+                args += [question_id, self.codec.seal(to_json_text(value))]
         stored = await self.scripts.run("answer", [self.keys.run(key), self.keys.events], args)
         return int(stored)
 
@@ -546,12 +555,12 @@ def _ttl_ms(ttl: timedelta | float | None) -> str:
 def _encode_meta(meta: dict[str, Any] | None) -> str:
     if not meta:
         return ""
-    return pydantic_core.to_json(meta).decode()
+    return to_json_text(meta)
 
 
 def _with_trace(meta_json: str, carrier: dict[str, str]) -> str:
     """The task's metadata with the trace context of the span that adds it."""
-    meta = pydantic_core.from_json(meta_json) if meta_json else {}
+    meta = from_json_text(meta_json) if meta_json else {}
     return _encode_meta({**meta, tracing.META_KEY: carrier})
 
 

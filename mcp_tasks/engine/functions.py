@@ -15,11 +15,11 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
-import pydantic_core
 from cronsim import CronSim, CronSimError
 from pydantic import ConfigDict, validate_call
 
 from .errors import SerializationError
+from .serialization import from_json_text, to_json_text
 
 TaskCallable = Callable[..., Any]
 
@@ -173,15 +173,15 @@ class TaskFunction:
         except TypeError as exc:
             raise TypeError(f"bad arguments for task {self.name}: {exc}") from None
         try:
-            return pydantic_core.to_json({"a": list(args), "k": kwargs}).decode()
-        except pydantic_core.PydanticSerializationError as exc:
+            return to_json_text({"a": list(args), "k": kwargs})
+        except (TypeError, ValueError) as exc:
             raise SerializationError(
                 f"arguments of task {self.name} are not JSON-serializable: {exc}"
             ) from None
 
     @staticmethod
     def decode_call(raw: bytes | str) -> tuple[list[Any], dict[str, Any]]:
-        call = pydantic_core.from_json(raw)
+        call = from_json_text(raw)
         return list(call.get("a", [])), dict(call.get("k", {}))
 
     def limit_for(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[str, int] | None:
@@ -196,7 +196,7 @@ class TaskFunction:
         except TypeError:
             return self.name, limit.max
         bound.apply_defaults()
-        value = pydantic_core.to_json(bound.arguments.get(limit.argument)).decode()
+        value = to_json_text(bound.arguments.get(limit.argument))
         return f"{self.name}:{limit.argument}={value}", limit.max
 
     def invoke(self, args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
@@ -210,6 +210,6 @@ class TaskFunction:
     @staticmethod
     def encode_result(result: Any) -> str:
         try:
-            return pydantic_core.to_json(result).decode()
-        except pydantic_core.PydanticSerializationError as exc:
+            return to_json_text(result)
+        except (TypeError, ValueError) as exc:
             raise SerializationError(f"the task's result is not JSON-serializable: {exc}") from None

@@ -34,7 +34,21 @@ def check_task_key(key: str) -> str:
         raise ValueError(f"a task key may be at most {_MAX_TASK_KEY} characters")
     if any(ch in key for ch in "\r\n\0"):
         raise ValueError("a task key may not contain line breaks or NUL")
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raise ValueError("a task key must be encodable as UTF-8 (no lone surrogates)") from None
     return key
+
+
+def is_task_key(key: object) -> bool:
+    """Whether a task could have this key. A key that could not is no task's: the docket
+    answers "no such task" for it without asking Redis (which could not even encode some)."""
+    try:
+        check_task_key(key)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

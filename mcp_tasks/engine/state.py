@@ -10,10 +10,10 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-import pydantic_core
 from pydantic import BaseModel, ConfigDict
 
 from .codec import PLAIN, Codec
+from .serialization import from_json_text
 
 
 class Status(enum.StrEnum):
@@ -97,14 +97,14 @@ class ExecutionState(BaseModel):
             started_at=time_from_ms(f.get("started")),
             finished_at=time_from_ms(f.get("finished")) if status.terminal else None,
             progress=Progress.model_validate_json(f["progress"]) if "progress" in f else None,
-            result=pydantic_core.from_json(codec.open(f["result"]))
+            result=from_json_text(codec.open(f["result"]))
             if status is Status.COMPLETED and "result" in f
             else None,
             error=TaskError.model_validate_json(codec.open(f["error"])) if f.get("error") else None,
             cancel_requested=f.get("cancel") == b"1",
-            meta=pydantic_core.from_json(f["meta"]) if f.get("meta") else {},
+            meta=from_json_text(f["meta"]) if f.get("meta") else {},
             questions={
-                name[4:]: pydantic_core.from_json(codec.open(value))
+                name[4:]: from_json_text(codec.open(value))
                 for name, value in f.items()
                 if name.startswith("ask:")
                 and f"answer:{name[4:]}" not in f

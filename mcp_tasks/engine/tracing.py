@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import pydantic_core
+from .serialization import from_json_text
 
 try:
     from opentelemetry import context as otel_context
@@ -132,7 +132,7 @@ def start_run(
     parent = None
     if meta and b'"trace"' in (meta if isinstance(meta, bytes) else meta.encode()):
         with contextlib.suppress(Exception):  # metadata is the caller's: never fail a run on it
-            carrier = pydantic_core.from_json(meta).get(META_KEY)
+            carrier = from_json_text(meta).get(META_KEY)
             if isinstance(carrier, dict):
                 parent = propagate.extract(carrier)
     span = _tracer().start_span(
