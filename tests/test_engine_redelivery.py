@@ -65,7 +65,9 @@ async def test_a_dead_workers_task_takes_the_next_free_slot_before_new_work(
         await docket.add("hold")(f"busy-{i}")
     for i in range(5):
         await docket.add("hold")(f"new-{i}")
-    worker = Worker(docket, concurrency=2, redelivery_timeout=0.2)
+    # 1 s: the orphan must not be overdue before the worker has filled its slots with the
+    # busy tasks (with 0.2 s a loaded machine sometimes gave the orphan a first slot).
+    worker = Worker(docket, concurrency=2, redelivery_timeout=1.0)
     async with running(worker):
         await until(lambda: sorted(started) == ["busy-0", "busy-1"], changed)
         # Every slot is busy; once the orphan is overdue the worker notes it (the only way
