@@ -5,6 +5,11 @@
   a cancel that comes too late is -32602.
 - A task that expires while its request is being handled answers -32602, like a task that
   never existed, not the engine's exception as code 0.
+- Protocol versions from before tasks (2025-06-18): no tasks capability, tasks/* is -32601
+  even with the 2026 opt-in in ``_meta``, and a task-only tool cannot be called (-32601).
+- Stateless HTTP without auth: no context to bind a 2025-11-25 task to, so it is bound to no
+  one (its id keeps it private, as the spec allows and the README says) and tasks/list is
+  empty.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from conftest import purge
 from fastmcp import Client, FastMCP
+from fastmcp.utilities.tasks import TaskConfig
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
+from raw_http import LEGACY, Raw
+from servers import serving_in_process
 from test_mcp_dialects import legacy, legacy_conforms, modern
 
 from mcp_tasks import Tasks
@@ -45,6 +54,10 @@ class Server:
         @self.mcp.tool(task=True)
         async def quick() -> str:
             return "done"
+
+        @self.mcp.tool(task=TaskConfig(mode="required"))
+        async def only_task() -> str:
+            return "ran"
 
         self.mcp.add_extension(self.tasks)
 
@@ -103,3 +116,45 @@ async def test_a_task_expiring_mid_request_answers_like_an_unknown_one(
             await send(client, "tasks/cancel", {"taskId": task_id})
         assert answered.value.error.code == INVALID_PARAMS
         assert answered.value.error.message == f"Unknown task: {task_id}"
+
+
+async def test_a_protocol_version_before_tasks_has_none(server: Server) -> None:
+    async with (
+        serving_in_process(server.mcp.http_app()) as address,
+        httpx.AsyncClient(timeout=20) as http,
+    ):
+        raw = Raw(http, address, "2025-06-18", modern_meta=True)  # sends the 2026 opt-in too
+        started = await raw.open()
+        assert started["protocolVersion"] == "2025-06-18"
+        assert "tasks" not in started["capabilities"]
+        for method in ("tasks/get", "tasks/cancel", "tasks/result", "tasks/list", "tasks/update"):
+            answer = await raw.send(method, f'{{"taskId": "{"0" * 32}"}}')
+            assert answer["error"]["code"] == -32601, (method, answer)
+        listen = await raw.send("subscriptions/listen", '{"notifications": {"taskIds": []}}')
+        assert listen["error"]["code"] == -32601, listen
+        refused = await raw.send("tools/call", '{"name": "only_task", "arguments": {}}')
+        assert refused["error"]["code"] == -32601, refused
+        assert "must be called as a task" in refused["error"]["message"]
+        inline = await raw.send("tools/call", '{"name": "quick", "arguments": {}}')
+        assert inline["result"]["content"][0]["text"] == "done", inline
+
+
+async def test_stateless_http_tasks_are_bound_to_no_one_and_listed_nowhere(
+    server: Server,
+) -> None:
+    app = server.mcp.http_app(stateless_http=True)
+    async with serving_in_process(app) as address, httpx.AsyncClient(timeout=20) as http:
+        creator = Raw(http, address, LEGACY)
+        await creator.open()
+        created = await creator.send("tools/call", '{"name": "quick", "arguments": {}, "task": {}}')
+        task_id = created["result"]["task"]["taskId"]
+        listed = await creator.send("tasks/list", "{}")
+        assert listed["result"]["tasks"] == []
+        docket = server.tasks.docket  # and no list was written that nothing could ever read
+        pattern = docket.keys.index("*")
+        assert [key async for key in docket.client.scan_iter(match=pattern)] == []
+        stranger = Raw(http, address, LEGACY)  # another request: no session, no identity
+        await stranger.open()
+        await server.tasks.docket.wait(task_id, timeout=10)
+        got = await stranger.send("tasks/get", f'{{"taskId": "{task_id}"}}')
+        assert got["result"]["status"] == "completed"

@@ -21,89 +21,19 @@ import httpx
 import pytest
 from conftest import purge
 from fastmcp import FastMCP
+from raw_http import LEGACY, MODERN, Raw, message
 from servers import serving_in_process
 
 from mcp_tasks import Tasks
-from mcp_tasks.protocol import EXTENSION_ID
 
 pytestmark = pytest.mark.anyio
 
 SURROGATE = "\\ud800"  # as it appears inside JSON text: a lone high surrogate
-MODERN, LEGACY = "2026-07-28", "2025-11-25"
 
 
 def deep(levels: int) -> str:
     """JSON text of ``{"a": {"a": ... 1 ...}}`` nested ``levels`` deep."""
     return '{"a":' * levels + "1" + "}" * levels
-
-
-class Raw:
-    """Raw JSON-RPC over streamable HTTP: the body is sent as the bytes given."""
-
-    def __init__(self, http: httpx.AsyncClient, url: str, version: str) -> None:
-        self.http, self.url, self.version, self.session = http, url, version, None
-        self.ids = iter(range(1, 1_000_000))
-
-    async def open(self) -> None:
-        if self.version == LEGACY:
-            answer = await self.send(
-                "initialize",
-                '{"protocolVersion": "2025-11-25", "capabilities": {}, '
-                '"clientInfo": {"name": "raw", "version": "0"}}',
-            )
-            assert "result" in answer, answer
-            await self.http.post(
-                self.url,
-                headers=self.headers("notifications/initialized"),
-                content=b'{"jsonrpc": "2.0", "method": "notifications/initialized"}',
-            )
-
-    def headers(self, method: str) -> dict[str, str]:
-        headers = {
-            "accept": "application/json, text/event-stream",
-            "content-type": "application/json",
-            "mcp-protocol-version": self.version,
-        }
-        if self.version == MODERN:
-            headers["mcp-method"] = method
-        if self.session:
-            headers["mcp-session-id"] = self.session
-        return headers
-
-    def meta(self) -> str:
-        if self.version == LEGACY:
-            return ""
-        meta = {
-            "io.modelcontextprotocol/protocolVersion": MODERN,
-            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
-            "io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION_ID: {}}},
-        }
-        return f'"_meta": {json.dumps(meta)}, '
-
-    async def send(self, method: str, params: str, name: str | None = None) -> dict[str, Any]:
-        """``params`` is JSON text, spliced in as is (lone surrogate escapes included)."""
-        if method != "initialize" and self.meta():
-            params = "{" + self.meta() + params[1:]  # params is always a non-empty object here
-        number = next(self.ids)
-        body = f'{{"jsonrpc": "2.0", "id": {number}, "method": "{method}", "params": {params}}}'
-        headers = self.headers(method)
-        if name is not None:
-            headers["mcp-name"] = name
-        response = await self.http.post(self.url, headers=headers, content=body.encode())
-        if method == "initialize":
-            self.session = response.headers.get("mcp-session-id")
-        return _message(response)
-
-
-def _message(response: httpx.Response) -> dict[str, Any]:
-    """The JSON-RPC response in a JSON or an SSE answer."""
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
-        messages = [json.loads(d) for d in data if d]
-        answers = [m for m in messages if "result" in m or "error" in m]
-        assert answers, response.text
-        return answers[-1]  # type: ignore[no-any-return]
-    return response.json()  # type: ignore[no-any-return]
 
 
 def build(url: str, name: str) -> tuple[FastMCP, Tasks]:
@@ -216,4 +146,4 @@ async def _plain_modern(raw: Raw, params: str) -> dict[str, Any]:
         f'"params": {{"_meta": {json.dumps(meta)}, {params[1:]}}}'
     )
     headers = raw.headers("tools/call") | {"mcp-name": "measure"}
-    return _message(await raw.http.post(raw.url, headers=headers, content=body.encode()))
+    return message(await raw.http.post(raw.url, headers=headers, content=body.encode()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
@@ -34,3 +35,36 @@ async def test_fastmcp_run_server_py_over_http() -> None:
     with http_server("server.py", {"MCP_TASKS_URL": "memory://"}) as url:
         async with Client(url, mode="legacy") as client:
             await _check(client)
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "0"},
+    },
+}
+HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+async def test_the_shipped_server_refuses_other_origins_and_hosts() -> None:
+    """DNS rebinding: a page on another origin (or a name resolving to this host) must not
+    reach the server; the 2025-11-25 transport spec requires Origin validation (403)."""
+    allowed = {"FASTMCP_HTTP_ALLOWED_ORIGINS": '["https://app.example.com"]'}
+    with http_server("server.py", {"MCP_TASKS_URL": "memory://", **allowed}) as url:
+        async with httpx.AsyncClient(timeout=10) as http:
+            plain = await http.post(url, headers=HEADERS, json=INITIALIZE)
+            assert plain.status_code == 200, plain.text
+            evil = {**HEADERS, "origin": "http://evil.example.com"}
+            refused = await http.post(url, headers=evil, json=INITIALIZE)
+            assert refused.status_code == 403, refused.text
+            rebound = {**evil, "host": "evil.example.com"}
+            assert (await http.post(url, headers=rebound, json=INITIALIZE)).status_code in (
+                403,
+                421,
+            )
+            own = {**HEADERS, "origin": "https://app.example.com"}
+            assert (await http.post(url, headers=own, json=INITIALIZE)).status_code == 200

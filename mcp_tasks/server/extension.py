@@ -47,6 +47,7 @@ from ..protocol import (
     LEGACY_VERSION,
     MISSING_CAPABILITY,
     RELATED_TASK_META,
+    TASK_VERSIONS,
     legacy,
     modern,
 )
@@ -340,11 +341,11 @@ class Tasks(sdk.BindAwareExtension):
                 poll_ms=noted.poll_ms,
             )
             return ToolResult(content=[])  # replaced by the nested CreateTaskResult
-        if (
-            request is None
-            or request.protocol_version not in MODERN_PROTOCOL_VERSIONS
-            or not sdk.is_client_tool_call()
-        ):
+        if request is None or not sdk.is_client_tool_call():
+            return await call_next()  # type: ignore[no-any-return]
+        if request.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            if request.protocol_version not in TASK_VERSIONS:
+                await self._refuse_task_only(context, params.name, request.protocol_version)
             return await call_next()  # type: ignore[no-any-return]
         tool = await context.fastmcp.get_tool(params.name)
         mode = tool.task_config.mode if tool is not None else "forbidden"
@@ -363,6 +364,17 @@ class Tasks(sdk.BindAwareExtension):
             poll_ms=self.poll_ms_for(tool),
         )
         return modern.create_result(view)
+
+    async def _refuse_task_only(self, context: Context, name: str, version: str) -> None:
+        """A protocol version from before tasks cannot call a task-only tool: -32601, as
+        2025-11-25 answers a required tool called without a task."""
+        tool = await context.fastmcp.get_tool(name)
+        if tool is not None and tool.task_config.mode == "required":
+            raise MCPError(
+                code=mcp_types.METHOD_NOT_FOUND,
+                message=f"Tool {name!r} must be called as a task, which protocol version "
+                f"{version} does not have",
+            )
 
     # -- reading tasks -------------------------------------------------------------------
 
@@ -400,8 +412,10 @@ class Tasks(sdk.BindAwareExtension):
     def methods(self) -> Sequence[MethodBinding]:
         legacy_only = frozenset({LEGACY_VERSION})
         return [
-            MethodBinding("tasks/get", TaskIdParams, self._get),
-            MethodBinding("tasks/cancel", TaskIdParams, self._cancel),
+            MethodBinding("tasks/get", TaskIdParams, self._get, protocol_versions=TASK_VERSIONS),
+            MethodBinding(
+                "tasks/cancel", TaskIdParams, self._cancel, protocol_versions=TASK_VERSIONS
+            ),
             MethodBinding(
                 "tasks/update",
                 UpdateParams,

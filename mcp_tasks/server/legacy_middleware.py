@@ -176,7 +176,9 @@ def _check_dialect(ctx: ServerRequestContext[Any, Any], versions: Collection[str
 
 
 def _with_capabilities(result: Any) -> Any:
-    if isinstance(result, dict):
+    """``capabilities.tasks``, for a connection that negotiated 2025-11-25 (the only
+    handshake version with tasks)."""
+    if isinstance(result, dict) and result.get("protocolVersion") == LEGACY_VERSION:
         capabilities = dict(result.get("capabilities") or {})
         capabilities["tasks"] = legacy.CAPABILITIES
         return {**result, "capabilities": capabilities}

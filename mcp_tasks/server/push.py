@@ -21,10 +21,11 @@ import mcp_types
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import sdk
 from ..engine import ExecutionState, TaskNotFound
-from ..protocol import LEGACY_VERSION, legacy, modern
+from ..protocol import legacy, modern
 from ..protocol.view import TaskView
 from .legacy_middleware import STORE_ERRORS
 
@@ -88,10 +89,10 @@ async def listen(
     params: mcp_types.SubscriptionsListenRequestParams,
 ) -> mcp_types.SubscriptionsListenResult:
     """``subscriptions/listen`` for task ids (2026-07-28)."""
-    if ctx.protocol_version == LEGACY_VERSION:
+    if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
         raise MCPError(
             code=mcp_types.METHOD_NOT_FOUND,
-            message="subscriptions/listen is not a method of protocol 2025-11-25",
+            message=f"subscriptions/listen is not a method of protocol {ctx.protocol_version}",
         )
     filter_extra = params.notifications.model_extra or {}
     requested = filter_extra.get("taskIds")
