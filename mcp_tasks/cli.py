@@ -48,19 +48,22 @@ async def run_worker(
         raise click.ClickException(
             f"{server_spec} has no mcp_tasks.Tasks extension: add mcp.add_extension(Tasks())"
         )
-    tasks.run_worker = True
+    tasks.config.run_worker = True
     if url:
-        tasks.url = url
+        tasks.config.url = url
     if concurrency:
-        tasks.concurrency = concurrency
+        tasks.config.concurrency = concurrency
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        await _enter_when_reachable(stack, server, tasks.url)
+        await _enter_when_reachable(stack, server, tasks.config.url)
         logging.getLogger("mcp_tasks").info(
-            "worker for %s on %s (docket %r)", server_spec, tasks.url, tasks.docket_name
+            "worker for %s on %s (docket %r)",
+            server_spec,
+            tasks.config.url,
+            tasks.config.docket_name,
         )
         if ready:
             click.echo("ready", nl=True)

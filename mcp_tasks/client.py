@@ -24,78 +24,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import mcp_types
 from fastmcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, NotificationBinding, ResultClaim
 from mcp.client.session import ClientSession
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import ConfigDict, Field
 
 from . import sdk
 from .protocol import EXTENSION_ID, LEGACY_VERSION
+from .protocol.modern import Ack, CreatedTask, TaskState
+from .protocol.requests import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    TaskIdParams,
+    UpdateParams,
+    UpdateTaskRequest,
+)
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 DEFAULT_POLL_SECONDS = 1.0
-
-
-class TaskState(mcp_types.Result):
-    """A task as ``tasks/get`` and ``notifications/tasks`` show it (a DetailedTask)."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    task_id: str = Field(alias="taskId")
-    status: str
-    status_message: str | None = Field(default=None, alias="statusMessage")
-    poll_interval_ms: int | None = Field(default=None, alias="pollIntervalMs")
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    input_requests: dict[str, Any] | None = Field(default=None, alias="inputRequests")
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-
-class CreatedTask(mcp_types.Result):
-    """The answer to a ``tools/call`` that the server runs as a task."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    result_type: Literal["task"] = Field(default="task", alias="resultType")
-    task_id: str = Field(alias="taskId")
-    status: str
-    poll_interval_ms: int | None = Field(default=None, alias="pollIntervalMs")
-
-
-class _Ack(mcp_types.Result):
-    model_config = ConfigDict(extra="allow")
-
-
-class TaskParams(mcp_types.RequestParams):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    task_id: str = Field(alias="taskId")
-
-
-class UpdateParams(TaskParams):
-    input_responses: dict[str, Any] = Field(alias="inputResponses")
-
-
-class GetTask(mcp_types.Request[TaskParams, Literal["tasks/get"]]):
-    method: Literal["tasks/get"] = "tasks/get"
-    params: TaskParams
-    name_param = "taskId"  # the Mcp-Name header SEP-2663 asks for, for load balancers
-
-
-class CancelTask(mcp_types.Request[TaskParams, Literal["tasks/cancel"]]):
-    method: Literal["tasks/cancel"] = "tasks/cancel"
-    params: TaskParams
-    name_param = "taskId"
-
-
-class UpdateTask(mcp_types.Request[UpdateParams, Literal["tasks/update"]]):
-    method: Literal["tasks/update"] = "tasks/update"
-    params: UpdateParams
-    name_param = "taskId"
 
 
 class TasksClient(ClientExtension):
@@ -191,7 +139,7 @@ class TaskHandle:
 
     async def status(self) -> TaskState:
         state: TaskState = await self._send(
-            GetTask(params=TaskParams(taskId=self.task_id)), TaskState
+            GetTaskRequest(params=TaskIdParams(taskId=self.task_id)), TaskState
         )
         if state.poll_interval_ms:
             self.poll_interval_ms = state.poll_interval_ms
@@ -199,12 +147,12 @@ class TaskHandle:
 
     async def cancel(self) -> None:
         """Ask the server to cancel; the task's own status then says how it ended."""
-        await self._send(CancelTask(params=TaskParams(taskId=self.task_id)), _Ack)
+        await self._send(CancelTaskRequest(params=TaskIdParams(taskId=self.task_id)), Ack)
 
     async def answer(self, responses: dict[str, Any]) -> None:
         """Answer open input requests (``tasks/update``), keyed by their ids."""
         params = UpdateParams(taskId=self.task_id, inputResponses=responses)
-        await self._send(UpdateTask(params=params), _Ack)
+        await self._send(UpdateTaskRequest(params=params), Ack)
 
     async def follow(self, *, push: bool = True) -> AsyncIterator[TaskState]:
         """Each new state until the task has ended: pushed through ``subscriptions/listen``

@@ -31,6 +31,7 @@ MCP_LAYER = {
     "test_client",
     "test_interop_fastmcp_tasks",
     "test_isolation",
+    "test_layers",
     "test_mcp_caller",
     "test_mcp_dialects",
     "test_mcp_edges",

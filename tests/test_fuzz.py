@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 from mcp.shared.exceptions import MCPError
 from test_mcp_dialects import Harness, _schema, legacy, modern
 
-from mcp_tasks.engine import IndexPosition
 from mcp_tasks.protocol import EXTENSION_ID
-from mcp_tasks.server.extension import encode_cursor, shown
+from mcp_tasks.protocol.legacy import encode_cursor
+from mcp_tasks.server.errors import shown
 
 pytestmark = pytest.mark.anyio
 
@@ -323,12 +323,12 @@ async def test_hostile_list_cursors(arena: Arena, cursor: Any) -> None:
 async def test_valid_cursors_page_and_huge_ones_are_refused(arena: Arena) -> None:
     for ms in (0, 1, 10**6, 10**12):
         for key in ("a", "x" * 200, "ünï:cödé"):
-            cursor = encode_cursor(IndexPosition(ms, key))
+            cursor = encode_cursor(ms, key)
             page = await arena.call(LEGACY, "tasks/list", {"cursor": cursor})
             assert not isinstance(page, MCPError), (ms, key)
             legacy_conforms("ListTasksResult", page)
     for ms, key in [(10**18, "a"), (2**63, "a"), (10**4000, "a"), (1, ""), (1, "a\nb")]:
-        cursor = encode_cursor(IndexPosition(ms, key))
+        cursor = encode_cursor(ms, key)
         error = await arena.error(LEGACY, "tasks/list", {"cursor": cursor})
         assert error.code == INVALID_PARAMS
     await arena.unharmed()
@@ -367,7 +367,7 @@ async def test_hostile_legacy_task_calls(
         faults.add(INVALID_PARAMS)
     if isinstance(name, str) and name not in TASK_TOOLS:
         faults.add(METHOD_NOT_FOUND if name == "plain" else INVALID_PARAMS)
-    if _size(args) > arena.harness.tasks.max_argument_bytes:
+    if _size(args) > arena.harness.tasks.config.max_argument_bytes:
         faults.add(INVALID_PARAMS)
     if task is None:
         return  # not task-augmented: the ordinary tools/call, not ours to judge
@@ -378,7 +378,7 @@ async def test_hostile_legacy_task_calls(
     else:
         assert not isinstance(answer, MCPError), (params, answer)
         legacy_conforms("CreateTaskResult", answer)
-        expected_ttl = arena.harness.tasks.actual_ttl_ms(_integral_value(task.get("ttl")))
+        expected_ttl = arena.harness.tasks.config.actual_ttl_ms(_integral_value(task.get("ttl")))
         assert answer["task"]["ttl"] == expected_ttl, (task, answer)
     await arena.unharmed()
 
@@ -394,7 +394,7 @@ async def test_hostile_legacy_ttls(arena: Arena, ttl: Any, task_junk: dict[str, 
     if _integral(task.get("ttl")):
         assert not isinstance(answer, MCPError), (task, answer)
         legacy_conforms("CreateTaskResult", answer)
-        expected = arena.harness.tasks.actual_ttl_ms(_integral_value(task.get("ttl")))
+        expected = arena.harness.tasks.config.actual_ttl_ms(_integral_value(task.get("ttl")))
         assert answer["task"]["ttl"] == expected
     else:
         assert isinstance(answer, MCPError) and answer.code == INVALID_PARAMS, (task, answer)
@@ -419,7 +419,7 @@ async def test_hostile_modern_task_calls(arena: Arena, name: Any, args: Any) -> 
     answer = await arena.call(MODERN, "tools/call", params)
     if not isinstance(name, str) or not _arguments_ok(args):
         assert isinstance(answer, MCPError) and answer.code == INVALID_PARAMS, (params, answer)
-    elif name in TASK_TOOLS and _size(args) > arena.harness.tasks.max_argument_bytes:
+    elif name in TASK_TOOLS and _size(args) > arena.harness.tasks.config.max_argument_bytes:
         assert isinstance(answer, MCPError) and answer.code == INVALID_PARAMS, (params, answer)
         assert "too large" in answer.error.message
     elif name in TASK_TOOLS:
@@ -435,7 +435,7 @@ async def test_hostile_modern_task_calls(arena: Arena, name: Any, args: Any) -> 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_oversize_arguments_are_refused(arena: Arena, dialect: str) -> None:
-    limit = arena.harness.tasks.max_argument_bytes
+    limit = arena.harness.tasks.config.max_argument_bytes
     padding = "x" * (limit - len('{"n":1,"pad":""}'))  # exactly the limit, JSON-encoded
     call: dict[str, Any] = {"name": "crunch", "arguments": {"n": 1, "pad": padding}}
     if dialect == LEGACY:

@@ -246,7 +246,7 @@ async def test_legacy_ttl_is_capped_and_reported(harness: Harness) -> None:
         created = await legacy(
             client, "tools/call", {"name": "crunch", "arguments": {"n": 1}, "task": {"ttl": 10**12}}
         )
-        assert created["task"]["ttl"] == harness.tasks.max_ttl_ms
+        assert created["task"]["ttl"] == harness.tasks.config.max_ttl_ms
 
 
 async def test_legacy_tool_error_fails_the_task(harness: Harness) -> None:
@@ -395,7 +395,7 @@ async def test_legacy_input_required_elicits_over_tasks_result(harness: Harness)
 async def test_poll_interval_is_configurable_per_tool(harness: Harness) -> None:
     async with Client(harness.mcp) as client, Client(harness.mcp, mode="legacy") as old:
         default = await modern(client, "tools/call", {"name": "crunch", "arguments": {"n": 1}})
-        assert default["pollIntervalMs"] == harness.tasks.poll_interval_ms == 1000
+        assert default["pollIntervalMs"] == harness.tasks.config.poll_interval_ms == 1000
         own = await modern(client, "tools/call", {"name": "quick_poll", "arguments": {}})
         assert own["pollIntervalMs"] == 250
         legacy_own = await legacy(

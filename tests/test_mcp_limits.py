@@ -14,7 +14,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from test_mcp_dialects import legacy, modern
 
 from mcp_tasks import Tasks
-from mcp_tasks.server.extension import LIMIT_REACHED
+from mcp_tasks.server.errors import LIMIT_REACHED
 
 pytestmark = pytest.mark.anyio
 
@@ -169,9 +169,8 @@ async def test_with_a_key_redis_holds_only_ciphertext_of_calls_and_results(
 async def test_a_task_store_outage_is_a_clean_error_in_both_dialects(tmp_path: Any) -> None:
     """While Redis is down, tasks/* answer -32603 'unavailable' without Redis internals
     (the SDK would otherwise send the exception text, host and port included, as code 0)."""
+    from mcp_tasks.server.errors import STORE_UNAVAILABLE
     from test_engine_processes import RedisProcess
-
-    from mcp_tasks.server.legacy_middleware import STORE_UNAVAILABLE
 
     redis_server = RedisProcess(tmp_path)
     redis_server.start()

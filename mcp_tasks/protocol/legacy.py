@@ -5,6 +5,7 @@ In this dialect a tool result with ``isError: true`` makes the task ``failed``.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import mcp_types
@@ -61,3 +62,24 @@ def payload(view: TaskView) -> dict[str, Any]:
     meta[RELATED_TASK_META] = {"taskId": view.task_id}
     result["_meta"] = meta
     return result
+
+
+def encode_cursor(created_ms: int, key: str) -> str:
+    """tasks/list's opaque cursor: where a page ended (the creation time and key of its last
+    task)."""
+    return base64.urlsafe_b64encode(f"a:{created_ms}:{key}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """A cursor made by :func:`encode_cursor` back to ``(created_ms, key)``; anything else
+    (forged, truncated, another server's) is a ``ValueError``."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeError) as exc:
+        raise ValueError("not a cursor of this server") from exc
+    prefix, _, rest = text.partition(":")
+    number, _, key = rest.partition(":")
+    # Only what encode_cursor makes: plain ASCII digits, short enough for Redis (< 2**63).
+    if prefix != "a" or not (number.isascii() and number.isdigit()) or len(number) > 15:
+        raise ValueError("not a cursor of this server")
+    return int(number), key

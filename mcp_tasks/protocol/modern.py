@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import mcp_types
 from pydantic import BaseModel, ConfigDict, Field
 
 from .view import TaskStatus, TaskView, iso
@@ -75,3 +76,46 @@ def detailed(view: TaskView) -> DetailedTask:
         error=view.error if view.status == "failed" else None,
         inputRequests=view.input_requests if view.status == "input_required" else None,
     )
+
+
+class TasksNotification(mcp_types.Notification[dict[str, Any], Literal["notifications/tasks"]]):
+    """``notifications/tasks``: a DetailedTask pushed to a ``subscriptions/listen`` stream."""
+
+    method: Literal["notifications/tasks"] = "notifications/tasks"
+    params: dict[str, Any]
+
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+class TaskState(mcp_types.Result):
+    """A DetailedTask as a client reads it (``tasks/get``, ``notifications/tasks``)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    task_id: str = Field(alias="taskId")
+    status: str
+    status_message: str | None = Field(default=None, alias="statusMessage")
+    poll_interval_ms: int | None = Field(default=None, alias="pollIntervalMs")
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    input_requests: dict[str, Any] | None = Field(default=None, alias="inputRequests")
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class CreatedTask(mcp_types.Result):
+    """A ``tools/call`` answered with a task, as a client reads it (the claimed result)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    result_type: Literal["task"] = Field(default="task", alias="resultType")
+    task_id: str = Field(alias="taskId")
+    status: str
+    poll_interval_ms: int | None = Field(default=None, alias="pollIntervalMs")
+
+
+class Ack(mcp_types.Result):
+    """The empty answer of ``tasks/cancel`` and ``tasks/update``."""
+
+    model_config = ConfigDict(extra="allow")

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import mcp_types
+from fastmcp import FastMCP
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
@@ -26,11 +28,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from .. import sdk
 from ..engine import ExecutionState, TaskNotFound
 from ..protocol import legacy, modern
-from ..protocol.view import TaskView
-from .legacy_middleware import STORE_ERRORS
-
-if TYPE_CHECKING:
-    from .extension import Tasks
+from ..protocol.modern import TasksNotification
+from .errors import STORE_ERRORS, missing_capability
+from .handlers import read_opt_in
+from .identity import owner_of
+from .service import TaskService, view_of, visible
 
 log = logging.getLogger("mcp_tasks.server")
 
@@ -38,19 +40,49 @@ MAX_LISTENED = 1000
 """Task ids one ``subscriptions/listen`` may follow (each costs a Redis read up front)."""
 
 
-class TasksNotification(mcp_types.Notification[dict[str, Any], Literal["notifications/tasks"]]):
-    method: Literal["notifications/tasks"] = "notifications/tasks"
-    params: dict[str, Any]
+class LegacyRelays:
+    """The 2025-11-25 push relays of this process: one per task, while the connection that
+    created it is open (its notifications go to that connection only)."""
+
+    def __init__(self, service: Callable[[], TaskService]) -> None:
+        self.service = service
+        self.running: set[asyncio.Task[None]] = set()
+
+    def follow(self, task_id: str, ctx: ServerRequestContext[Any, Any]) -> None:
+        """Push this task's changes to the connection that created it while it is open."""
+        connection = sdk.connection_of(ctx.session)
+        if connection is None:
+            return
+        token = (ctx.meta or {}).get("progress_token")
+        relay = spawn(self.running, relay_legacy(self.service(), task_id, connection, token))
+        # The relays of one connection end with it: one clean-up per connection, not per task.
+        relays: set[asyncio.Task[None]] | None = connection.state.get("mcp_tasks_relays")
+        if relays is None:
+            relays = connection.state["mcp_tasks_relays"] = set()
+            connection.exit_stack.callback(_cancel_all, relays)
+        relays.add(relay)
+        relay.add_done_callback(relays.discard)
+
+    async def close(self) -> None:
+        for relay in list(self.running):
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
 
 
-async def relay_legacy(tasks: Tasks, task_id: str, connection: Any, token: Any) -> None:
+def _cancel_all(tasks: set[asyncio.Task[None]]) -> None:
+    for task in list(tasks):
+        task.cancel()
+
+
+async def relay_legacy(service: TaskService, task_id: str, connection: Any, token: Any) -> None:
     """Follow one legacy task and notify its creating connection of each change; through a
     task-store outage too (it resumes from the task's state once Redis answers again)."""
     delay = 0.05
     last: list[Any] = [None, None]  # the status and progress last sent
     while True:
         try:
-            await _relay_changes(tasks, task_id, connection, token, last)
+            await _relay_changes(service, task_id, connection, token, last)
             return
         except STORE_ERRORS:
             await asyncio.sleep(delay)
@@ -58,12 +90,12 @@ async def relay_legacy(tasks: Tasks, task_id: str, connection: Any, token: Any) 
 
 
 async def _relay_changes(
-    tasks: Tasks, task_id: str, connection: Any, token: Any, last: list[Any]
+    service: TaskService, task_id: str, connection: Any, token: Any, last: list[Any]
 ) -> None:
     last_status, last_progress = last
     try:
-        async for state in tasks.docket.watch(task_id):
-            view = TaskView.of(state)
+        async for state in service.docket.watch(task_id):
+            view = view_of(state)
             status = view.status  # status changes only; progress has its own notification
             if last_status is not None and status != last_status:
                 await connection.notify("notifications/tasks/status", legacy.task_fields(view))
@@ -84,7 +116,7 @@ async def _relay_changes(
 
 
 async def listen(
-    tasks: Tasks,
+    service: TaskService,
     ctx: ServerRequestContext[Any, Any],
     params: mcp_types.SubscriptionsListenRequestParams,
 ) -> mcp_types.SubscriptionsListenResult:
@@ -96,12 +128,9 @@ async def listen(
         )
     filter_extra = params.notifications.model_extra or {}
     requested = filter_extra.get("taskIds")
-    if "taskIds" in filter_extra:
-        # The extension's MUST: task notifications only for a caller that opted in.
-        from .extension import missing_capability, read_opt_in  # it imports this module
-
-        if read_opt_in(ctx) is None:
-            raise missing_capability("notifications.taskIds needs the tasks extension")
+    # The extension's MUST: task notifications only for a caller that opted in.
+    if "taskIds" in filter_extra and read_opt_in(ctx) is None:
+        raise missing_capability("notifications.taskIds needs the tasks extension")
     if not isinstance(requested, list) or not all(isinstance(t, str) for t in requested):
         raise MCPError(
             code=mcp_types.INVALID_PARAMS,
@@ -112,14 +141,14 @@ async def listen(
             code=mcp_types.INVALID_PARAMS,
             message=f"notifications.taskIds may name at most {MAX_LISTENED} tasks",
         )
-    owner = tasks.listen_owner(ctx)
+    owner = owner_of(ctx)
     states: dict[str, ExecutionState] = {}
-    docket = tasks.docket
+    docket = service.docket
     meta = {SUBSCRIPTION_ID_META_KEY: ctx.request_id}
     async with docket.hub.subscription(*requested) as events:
         for task_id in dict.fromkeys(requested):
             state = await docket.get(task_id)
-            if state is not None and tasks.visible(TaskView.of(state), owner):
+            if state is not None and visible(view_of(state), owner):
                 states[task_id] = state
         honored = mcp_types.SubscriptionFilter.model_validate({"taskIds": list(states)})
         await ctx.session.send_notification(
@@ -132,7 +161,7 @@ async def listen(
         )
 
         async def send(state: ExecutionState) -> None:
-            params = modern.detailed(TaskView.of(state)).wire()
+            params = modern.detailed(view_of(state)).wire()
             params["_meta"] = meta
             await ctx.session.send_notification(
                 TasksNotification(params=params),  # type: ignore[arg-type]  # an extension notification
@@ -158,10 +187,10 @@ async def listen(
     return mcp_types.SubscriptionsListenResult(_meta=meta)
 
 
-def install_listen(tasks: Tasks) -> None:
+def install_listen(server: FastMCP, service: Callable[[], TaskService]) -> None:
     """Register the ``subscriptions/listen`` handler (fastmcp registers none; a spec method
     cannot be an extension MethodBinding, so it goes on the low-level server)."""
-    lowlevel = sdk.low_level_server(tasks.server)
+    lowlevel = sdk.low_level_server(server)
     with contextlib.suppress(KeyError, AttributeError):
         if lowlevel.get_request_handler("subscriptions/listen") is not None:
             return
@@ -169,7 +198,7 @@ def install_listen(tasks: Tasks) -> None:
     async def handler(
         ctx: ServerRequestContext[Any, Any], params: mcp_types.SubscriptionsListenRequestParams
     ) -> mcp_types.SubscriptionsListenResult:
-        return await listen(tasks, ctx, params)
+        return await listen(service(), ctx, params)
 
     lowlevel.add_request_handler(
         "subscriptions/listen", mcp_types.SubscriptionsListenRequestParams, handler

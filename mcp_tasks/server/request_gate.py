@@ -1,46 +1,44 @@
-"""Protocol 2025-11-25 (SEP-1686) on the low-level server.
+"""The gate every task request passes on the low-level server, in both dialects.
 
-fastmcp drops ``params.task`` before its interceptors run, and mcp's runner only accepts a
-``CallToolResult`` for ``tools/call`` at this version — but the low-level middleware chain
-owns the final result. So this middleware advertises ``capabilities.tasks`` in
-``initialize``, and for a task-augmented ``tools/call`` it notes the request's ``task`` in a
-context variable and calls on: the call goes through fastmcp's own middleware chain (its
-policies, rate limits, logging, argument rewriting apply exactly as to any call), and
-:meth:`Tasks.intercept_tool_call`, the last gate before the tool body, creates the task from
-the note instead of running the tool. The middleware then answers the nested
-``{"task": {...}}`` for it.
+It runs before the SDK validates a request's params and before fastmcp's own middleware:
+
+- ``initialize``: advertises ``capabilities.tasks`` to a 2025-11-25 connection.
+- ``tasks/*``: judged by dialect first (-32601 for a method the connection's protocol
+  version does not serve, -32021 for a 2026 caller that did not opt in), however malformed
+  the rest of the request.
+- 2025-11-25 ``tools/call`` with ``params.task``: fastmcp drops ``params.task`` before its
+  interceptors run, and mcp's runner only accepts a ``CallToolResult`` for ``tools/call`` at
+  this version, but this chain owns the final result. So the gate notes the request's
+  ``task`` in a context variable and calls on: the call goes through fastmcp's own
+  middleware chain (its policies, rate limits, logging, argument rewriting apply exactly as
+  to any call), and :meth:`Tasks.intercept_tool_call`, the last gate before the tool body,
+  creates the task from the note instead of running the tool. The gate then answers the
+  nested ``{"task": {...}}`` for it and starts the legacy push relay.
+- Every request that touches the task store (tasks/*, listens, task calls): engine and
+  store exceptions become JSON-RPC errors (:func:`.errors.translated`).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastmcp import FastMCP
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
-from redis.exceptions import RedisError
+from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 
 from .. import sdk
-from ..engine import TaskNotFound
-from ..engine.codec import CipherError
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
+from .config import TasksConfig
+from .errors import missing_capability, shown, translated
+from .handlers import read_opt_in
 from .identity import listing_of, owner_of
 
-if TYPE_CHECKING:
-    from .extension import Tasks
-
-_MARK = "_mcp_tasks_legacy_middleware"
-STORE_UNAVAILABLE = "The task store is unavailable right now; try again shortly"
-STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError,)
-"""What the docket raises when Redis is unreachable, loading or failing (redis-py wraps
-socket errors in its own ConnectionError and TimeoutError)."""
-log = logging.getLogger("mcp_tasks.server")
+MARK = "mcp_tasks_request_gate"
 
 
 @dataclass
@@ -59,33 +57,24 @@ class TaskRequest:
 pending_task: ContextVar[TaskRequest | None] = ContextVar("mcp_tasks_pending", default=None)
 
 
-def install(server: FastMCP, tasks: Tasks) -> None:
-    """Add the middleware to the server's low-level middleware chain, once."""
+def install(
+    server: FastMCP,
+    config: TasksConfig,
+    served: Mapping[str, Collection[str] | None],
+    follow: Callable[[str, ServerRequestContext[Any, Any]], None],
+) -> None:
+    """Add the gate to the server's low-level middleware chain, once. ``served`` maps each
+    tasks/* method to the protocol versions that have it; ``follow`` starts the push relay
+    of a 2025-11-25 task for the connection that created it."""
     lowlevel = sdk.low_level_server(server)
-    if any(getattr(m, _MARK, False) for m in lowlevel.middleware):
+    if any(getattr(m, MARK, False) for m in lowlevel.middleware):
         return
-
-    served = {binding.method: binding.protocol_versions for binding in tasks.methods()}
 
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         if not _about_tasks(ctx, served):
             return await dispatch(ctx, call_next)  # not ours: its errors are not the store's
-        try:
+        with translated(ctx.method):
             return await dispatch(ctx, call_next)
-        except STORE_ERRORS as exc:
-            # Unhandled, the SDK would send the exception's text (Redis host and port
-            # included) as error code 0, and log a traceback per request during an outage.
-            log.warning("%s: the task store is unavailable (%s)", ctx.method, type(exc).__name__)
-            raise MCPError(code=INTERNAL_ERROR, message=STORE_UNAVAILABLE) from None
-        except CipherError as exc:
-            raise MCPError(code=INTERNAL_ERROR, message=str(exc)) from None
-        except TaskNotFound as exc:
-            # A task that expired while its request was being handled answers like an
-            # unknown one; an engine exception never reaches the wire as code 0.
-            from .extension import shown  # it imports this module
-
-            task_id = str(exc.args[0]) if exc.args else ""
-            raise MCPError(code=INVALID_PARAMS, message=f"Unknown task: {shown(task_id)}") from None
 
     async def dispatch(ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         if ctx.method == "initialize":
@@ -108,8 +97,6 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                     )
                 return await call_next(ctx)
             if tool is None:
-                from .extension import shown  # it imports this module
-
                 raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {shown(tool_name)}")
             if mode == "forbidden":
                 raise MCPError(
@@ -126,8 +113,8 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                 raise MCPError(code=INVALID_PARAMS, message="params.arguments must be an object")
             request = TaskRequest(
                 tool_name,
-                ttl_ms=tasks.actual_ttl_ms(task.get("ttl")),
-                poll_ms=tasks.poll_ms_for(tool),
+                ttl_ms=config.actual_ttl_ms(task.get("ttl")),
+                poll_ms=config.poll_ms_for(tool),
                 owner=owner_of(ctx),
                 listing=listing_of(ctx),
             )
@@ -138,11 +125,11 @@ def install(server: FastMCP, tasks: Tasks) -> None:
                 pending_task.reset(marker)
             if request.view is None:
                 return answer  # fastmcp middleware answered the call itself: no task
-            tasks.follow_for_legacy_client(request.view.task_id, ctx)
+            follow(request.view.task_id, ctx)
             return legacy.create_result(request.view)
         return await call_next(ctx)
 
-    setattr(middleware, _MARK, True)
+    setattr(middleware, MARK, True)
     lowlevel.middleware.append(middleware)
 
 
@@ -154,8 +141,6 @@ def _about_tasks(ctx: ServerRequestContext[Any, Any], served: Collection[str]) -
         return False
     if ctx.protocol_version == LEGACY_VERSION:
         return isinstance((ctx.params or {}).get("task"), dict)
-    from .extension import read_opt_in  # it imports this module
-
     return read_opt_in(ctx) is not None
 
 
@@ -163,8 +148,6 @@ def _check_dialect(ctx: ServerRequestContext[Any, Any], versions: Collection[str
     """Judge a tasks/* request by its dialect before the SDK validates its params: a method
     the dialect does not serve is -32601, and a 2026 caller that did not opt in is -32021,
     however malformed the rest of the request (the SDK would answer -32602 first)."""
-    from .extension import missing_capability, read_opt_in  # it imports this module
-
     if versions is not None and ctx.protocol_version not in versions:
         raise MCPError(
             code=METHOD_NOT_FOUND,
