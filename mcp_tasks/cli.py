@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .engine import Docket, ExecutionState, TaskNotFound
-from .engine.codec import new_key as new_encryption_key
+from .engine.codec import new_encryption_key
 from .engine.connection import CONNECTION_ERRORS
 from .engine.inspection import DocketSnapshot, purge, snapshot
 from .protocol import EXTENSION_ID

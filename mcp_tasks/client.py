@@ -261,3 +261,6 @@ async def raw_request(
         timeout=timeout,
     )
     return answer
+
+
+__all__ = ["TaskHandle", "TaskState", "TasksClient", "raw_request"]

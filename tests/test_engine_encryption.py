@@ -9,7 +9,7 @@ import pytest
 from conftest import purge, running
 
 from mcp_tasks.engine import Docket, Status, Worker, current_task
-from mcp_tasks.engine.codec import CipherError, Codec, new_key
+from mcp_tasks.engine.codec import CipherError, Codec, new_encryption_key
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +41,7 @@ async def dump(docket: Docket) -> bytes:
 
 
 async def test_redis_holds_only_ciphertext(url: str, docket_name: str) -> None:
-    key = new_key()
+    key = new_encryption_key()
     codec = Codec(key)
     asked = asyncio.Event()
     release = asyncio.Event()
@@ -89,11 +89,11 @@ async def test_redis_holds_only_ciphertext(url: str, docket_name: str) -> None:
         async with Docket(name=docket_name, url=url, codec=Codec()) as keyless:
             with pytest.raises(CipherError, match="MCP_TASKS_ENCRYPTION_KEY"):
                 await keyless.get(waiting.key)
-        async with Docket(name=docket_name, url=url, codec=Codec(new_key())) as wrong:
+        async with Docket(name=docket_name, url=url, codec=Codec(new_encryption_key())) as wrong:
             with pytest.raises(CipherError, match="another key"):
                 await wrong.get(waiting.key)
         # Key rotation: a new key first, the old one after it, and old tasks still open.
-        rotated = Codec([new_key(), key])
+        rotated = Codec([new_encryption_key(), key])
         async with Docket(name=docket_name, url=url, codec=rotated) as docket:
             state = await docket.get(waiting.key)
             assert state is not None and state.result["echo"] == SECRET
@@ -106,7 +106,7 @@ async def test_a_worker_without_the_key_fails_the_task_clearly(url: str, docket_
         return text
 
     try:
-        async with Docket(name=docket_name, url=url, codec=Codec(new_key())) as sealed:
+        async with Docket(name=docket_name, url=url, codec=Codec(new_encryption_key())) as sealed:
             sealed.register(echo)
             execution = await sealed.add(echo)("hello")
         async with Docket(name=docket_name, url=url, codec=Codec()) as docket:
@@ -131,7 +131,7 @@ async def test_plain_tasks_stay_readable_once_encryption_is_switched_on(
         async with Docket(name=docket_name, url=url, codec=Codec()) as plain:
             plain.register(echo)
             execution = await plain.add(echo)("from the plain era")
-        async with Docket(name=docket_name, url=url, codec=Codec(new_key())) as docket:
+        async with Docket(name=docket_name, url=url, codec=Codec(new_encryption_key())) as docket:
             docket.register(echo)
             async with running(Worker(docket)):
                 final = await docket.wait(execution.key, timeout=10)
@@ -149,7 +149,9 @@ def test_the_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("MCP_TASKS_ENCRYPTION_KEY", raising=False)
     assert not Codec.from_env().encrypting
     assert not Docket("d1").codec.encrypting
-    monkeypatch.setenv("MCP_TASKS_ENCRYPTION_KEY", f"{new_key()}, {new_key()}")
+    monkeypatch.setenv(
+        "MCP_TASKS_ENCRYPTION_KEY", f"{new_encryption_key()}, {new_encryption_key()}"
+    )
     assert Codec.from_env().encrypting
     assert Docket("d2").codec.encrypting
 
@@ -160,8 +162,8 @@ def test_key_names_from_sealed_data_are_keyed_hashes() -> None:
     import hashlib
 
     assert Codec().name("fn:user=42") == "fn:user=42"
-    key = new_key()
+    key = new_encryption_key()
     sealed = Codec(key).name("fn:user=42")
     assert sealed == Codec(key).name("fn:user=42")  # stable across processes
-    assert sealed != Codec(new_key()).name("fn:user=42")
+    assert sealed != Codec(new_encryption_key()).name("fn:user=42")
     assert sealed != hashlib.sha256(b"fn:user=42").hexdigest()

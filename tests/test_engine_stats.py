@@ -12,7 +12,9 @@ from conftest import purge, running
 
 from mcp_tasks.engine import Docket, Retry, Status, Worker, current_task
 from mcp_tasks.engine.inspection import newer_than, recent, summaries
-from mcp_tasks.engine.stats import RUN_BUCKETS_MS, read_stats
+from mcp_tasks.engine.keys import RUN_BUCKETS_MS
+from mcp_tasks.engine.scripts import source
+from mcp_tasks.engine.stats import read_stats
 from mcp_tasks.engine.worker import cancel_and_wait
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +22,7 @@ LUA = Path(__file__).resolve().parents[1] / "mcp_tasks" / "engine" / "lua"
 
 
 def test_the_scripts_and_python_agree_on_the_histogram_buckets() -> None:
-    common = (LUA / "common.lua").read_text()
+    common = source("finish")  # what Redis runs: the generated preamble included
     found = re.search(r"RUN_BUCKETS_MS = \{([^}]*)\}", common)
     assert found is not None
     assert tuple(int(b) for b in found.group(1).replace("\n", " ").split(",")) == RUN_BUCKETS_MS

@@ -4,17 +4,24 @@
 - ``protocol/`` (wire shapes) imports nothing of the engine or the server, and no I/O library;
 - no import cycle anywhere, counting imports inside functions and under ``TYPE_CHECKING``
   (a cycle hidden in a function is still a cycle a reader has to untangle);
-- every module says why it exists (a docstring) and stays under 400 lines.
+- every module says why it exists (a docstring) and stays under 400 lines;
+- every Redis key name is built in ``engine/keys.py``: no Lua script joins a literal key
+  part onto a name (they call the preamble's ``run_key``/``limit_key``/``waiting_key``), and
+  the preamble Redis runs builds exactly the names ``Keys`` builds.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+import redis
 
 import mcp_tasks
+from mcp_tasks.engine.keys import Keys
+from mcp_tasks.engine.scripts import preamble
 
 PACKAGE = Path(mcp_tasks.__file__).resolve().parent
 IO_LIBRARIES = {"redis", "fakeredis", "httpx", "anyio", "cryptography", "starlette", "uvicorn"}
@@ -123,3 +130,35 @@ def test_every_module_is_short_and_says_why_it_exists() -> None:
     ]
     assert long == {}, f"modules over {MAX_LINES} lines: {long}"
     assert undocumented == []
+
+
+def test_the_key_layout_has_one_home() -> None:
+    joined = re.compile(r"\.\.\s*'[^']*:[a-z_]+:[^']*'")  # prefix .. ':run:' in a script
+    scripts = sorted((PACKAGE / "engine" / "lua").glob("*.lua"))
+    assert scripts
+    wrong = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in scripts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if not line.lstrip().startswith("--") and joined.search(line)
+    ]
+    assert wrong == [], "key names built outside keys.py:\n" + "\n".join(wrong)
+
+
+def test_the_preamble_builds_the_names_keys_builds(redis_url: str) -> None:
+    keys = Keys("layout-check")
+    lua = (
+        preamble()
+        + "\nreturn {run_key(ARGV[1], ARGV[2]), limit_key(ARGV[1], ARGV[3]), "
+        + ("waiting_key(ARGV[1], ARGV[3])}")
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        built = client.eval(lua, 0, keys.prefix, "task-1", "limit-1")
+    finally:
+        client.close()
+    assert [b.decode() for b in built] == [  # type: ignore[union-attr]
+        keys.run("task-1"),
+        keys.limit("limit-1"),
+        keys.waiting("limit-1"),
+    ]

@@ -143,9 +143,9 @@ async def test_with_a_key_redis_holds_only_ciphertext_of_calls_and_results(
 ) -> None:
     from test_engine_encryption import dump
 
-    from mcp_tasks.engine.codec import new_key
+    from mcp_tasks.engine.codec import new_encryption_key
 
-    tasks = Tasks(url=url, name=docket_name, encryption_key=new_key())
+    tasks = Tasks(url=url, name=docket_name, encryption_key=new_encryption_key())
     mcp = FastMCP("sealed")
     mcp.add_extension(tasks)
 
@@ -169,8 +169,9 @@ async def test_with_a_key_redis_holds_only_ciphertext_of_calls_and_results(
 async def test_a_task_store_outage_is_a_clean_error_in_both_dialects(tmp_path: Any) -> None:
     """While Redis is down, tasks/* answer -32603 'unavailable' without Redis internals
     (the SDK would otherwise send the exception text, host and port included, as code 0)."""
-    from mcp_tasks.server.errors import STORE_UNAVAILABLE
     from test_engine_processes import RedisProcess
+
+    from mcp_tasks.server.errors import STORE_UNAVAILABLE
 
     redis_server = RedisProcess(tmp_path)
     redis_server.start()

@@ -4,8 +4,9 @@ It knows nothing of MCP. ``memory://`` runs the same code on an in-process faker
 """
 
 from .context import TaskContext, current_task
-from .docket import Docket, Execution, IndexPosition, new_key
+from .docket import Docket, Execution, IndexPosition, new_task_key
 from .errors import (
+    DocketClosed,
     DocketError,
     QuotaExceeded,
     SerializationError,
@@ -19,6 +20,7 @@ from .worker import Worker
 __all__ = [
     "ConcurrencyLimit",
     "Docket",
+    "DocketClosed",
     "DocketError",
     "Execution",
     "ExecutionState",
@@ -37,5 +39,5 @@ __all__ = [
     "UnknownFunction",
     "Worker",
     "current_task",
-    "new_key",
+    "new_task_key",
 ]

@@ -88,7 +88,7 @@ class Codec:
             ) from None
 
 
-def new_key() -> str:
+def new_encryption_key() -> str:
     """A fresh key for :data:`KEY_ENV`."""
     return Fernet.generate_key().decode()
 

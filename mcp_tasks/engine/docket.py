@@ -7,67 +7,41 @@ state change). Every transition is a Lua script, so it is atomic and one round t
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, TypeVar
 
 import anyio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import tracing
+from . import adding, listing, tracing
+from .adding import (
+    Execution,
+    Row,
+    check_label,
+    due_ms,
+    encode_meta,
+    new_task_key,
+    split_call,
+    ttl_ms_of,
+)
+from .clock import now_ms
 from .codec import Codec
 from .connection import Backend, close_client, parse_url
-from .errors import QuotaExceeded, TaskNotFound, UnknownFunction
+from .depth import read_depth
+from .errors import DocketClosed, QuotaExceeded, TaskNotFound, UnknownFunction
 from .events import EventHub
 from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskCallable, TaskFunction
 from .keys import GROUP, Keys, check_docket_name, check_task_key, is_task_key
+from .listing import IndexPosition
 from .scripts import Scripts
 from .serialization import from_json_text, to_json_text
-from .state import ExecutionState, Progress, Status, now_ms
+from .state import ExecutionState, Progress
 
 Call = tuple[Sequence[Any], dict[str, Any]]
-
-
-class IndexPosition(NamedTuple):
-    """Where a page of :meth:`Docket.list_index` ended: the last task's creation ms and key."""
-
-    created_ms: int
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """One task for the enqueue script."""
-
-    key: str
-    mode: str
-    due: int
-    function: str
-    call: bytes
-    meta: str = ""
-    ttl: str = ""
-    index: str = ""
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class Execution:
-    """What :meth:`Docket.add` answers: the task's key and where it now stands.
-
-    ``created`` is false when a task with the same key was already scheduled, queued or
-    running, and this call returned that one instead of adding a second.
-    """
-
-    key: str
-    function: str
-    status: Status
-    created: bool
-    added_at: datetime
-    """When this call was made: the task's ``created_at`` when ``created`` is true."""
+T = TypeVar("T")
 
 
 class Docket:
@@ -130,7 +104,7 @@ class Docket:
             await close_client(client)
             raise
         self._client = client
-        self._scripts = Scripts(client)
+        self._scripts = Scripts(client, self.keys)
         self._hub = EventHub(client, self.keys.events)
 
     async def close(self) -> None:
@@ -154,21 +128,15 @@ class Docket:
 
     @property
     def client(self) -> Redis:
-        if self._client is None:
-            raise RuntimeError("the docket is not open: use `async with Docket(...)`")
-        return self._client
+        return _opened(self._client)
 
     @property
     def scripts(self) -> Scripts:
-        if self._scripts is None:
-            raise RuntimeError("the docket is not open: use `async with Docket(...)`")
-        return self._scripts
+        return _opened(self._scripts)
 
     @property
     def hub(self) -> EventHub:
-        if self._hub is None:
-            raise RuntimeError("the docket is not open: use `async with Docket(...)`")
-        return self._hub
+        return _opened(self._hub)
 
     # -- registration --------------------------------------------------------------------
 
@@ -239,19 +207,19 @@ class Docket:
         ``label`` is what the docket's statistics and traces count the task under (the
         function's name by default; e.g. the tool a generic function runs).
         """
-        ttl_ms = _ttl_ms(ttl)
+        ttl_ms = ttl_ms_of(ttl)
         function = self.function(fn)
-        label = _label(label, function.name)
-        due = _due_ms(when, delay)
-        meta_json = _encode_meta(meta)
+        label = check_label(label, function.name)
+        due = due_ms(when, delay)
+        meta_json = encode_meta(meta)
         if key is not None:
             check_task_key(key)
         mode = "replace" if replace else ("keep" if key is not None else "new")
 
         async def call(*args: Any, **kwargs: Any) -> Execution:
             encoded = self.codec.seal(function.encode_call(args, kwargs))
-            task_key = key if key is not None else new_key()
-            row = _Row(
+            task_key = key if key is not None else new_task_key()
+            row = Row(
                 task_key, mode, due, function.name, encoded, meta_json, ttl_ms, index or "", label
             )
             (result,) = await self._enqueue([row], quota)
@@ -271,82 +239,32 @@ class Docket:
         """Add many tasks of one function in one round trip. Each call is an argument tuple,
         or a pair ``(args, kwargs)`` when it is a tuple of a sequence and a dict."""
         function = self.function(fn)
-        label = _label(label, function.name)
-        due = _due_ms(None, delay)
-        meta_json = _encode_meta(meta)
+        label = check_label(label, function.name)
+        due = due_ms(None, delay)
+        meta_json = encode_meta(meta)
         rows = []
         for call in calls:
-            if (
-                isinstance(call, tuple)
-                and len(call) == 2
-                and isinstance(call[1], dict)
-                and isinstance(call[0], (list, tuple))
-            ):
-                args, kwargs = tuple(call[0]), call[1]
-            else:
-                args, kwargs = tuple(call), {}
+            args, kwargs = split_call(call)
             encoded = self.codec.seal(function.encode_call(args, kwargs))
-            rows.append(_Row(new_key(), "new", due, function.name, encoded, meta_json, label=label))
+            rows.append(
+                Row(new_task_key(), "new", due, function.name, encoded, meta_json, label=label)
+            )
         results: list[Execution] = []
         for start in range(0, len(rows), 500):
             results.extend(await self._enqueue(rows[start : start + 500]))
         return results
 
-    async def _enqueue(self, rows: list[_Row], quota: Quota | None = None) -> list[Execution]:
+    async def _enqueue(self, rows: list[Row], quota: Quota | None = None) -> list[Execution]:
         """Add rows of one function and label, in a span whose trace context they carry."""
         first = rows[0]
         keys = [row.key for row in rows]
         with tracing.adding(self.name, first.label, first.function, keys) as carrier:
             try:
-                return await self._enqueue_rows(rows, carrier, quota)
+                return await adding.enqueue(self, rows, carrier, quota)
             except QuotaExceeded as exc:
                 tracing.refused(exc.reason)
                 refusal = exc
         raise refusal  # outside the span: a refusal is the quota's answer, not an error
-
-    async def _enqueue_rows(
-        self, rows: list[_Row], carrier: dict[str, str] | None, quota: Quota | None
-    ) -> list[Execution]:
-        now = now_ms()
-        keys = [self.keys.stream, self.keys.scheduled, self.keys.events]
-        keys += [self.keys.recent, self.keys.stats]
-        args: list[Any] = [now, self.keep_recent, self.keys.prefix]
-        if quota is None:
-            keys += [self.keys.stream, self.keys.stream]  # placeholders: no quota to charge
-            args += ["", "", "", ""]
-        else:
-            keys += [self.keys.quota(quota.tag), self.keys.rate(quota.tag)]
-            args += [quota.max_unfinished or "", quota.max_per_window or ""]
-            args += [max(int(quota.window * 1000), 1), max(self.result_ttl_ms, 86_400_000)]
-        for row in rows:
-            run = self.keys.run(row.key)
-            keys += [run, self.keys.index(row.index) if row.index else run]
-            index_ttl = int(row.ttl or self.result_ttl_ms) + 60_000 if row.index else ""
-            meta = _with_trace(row.meta, carrier) if carrier else row.meta
-            args += [row.key, row.mode, max(row.due, 0), row.function, row.call, meta]
-            args += [row.ttl, index_ttl, row.label or row.function]
-        answers = await self.scripts.run("enqueue", keys, args)
-        results = []
-        queued = False
-        refusal: QuotaExceeded | None = None
-        for row, (created, status, *wait_ms) in zip(rows, answers, strict=True):
-            if quota is not None and status in (b"rate", b"unfinished"):
-                reason = status.decode()
-                if reason == "rate":
-                    limit, retry_after = quota.max_per_window or 0, int(wait_ms[0]) / 1000
-                    refusal = QuotaExceeded(quota.tag, reason, limit, retry_after)
-                else:
-                    refusal = QuotaExceeded(quota.tag, reason, quota.max_unfinished or 0, None)
-                continue
-            state = Status(status.decode())
-            queued = queued or (bool(created) and state is Status.QUEUED)
-            added_at = datetime.fromtimestamp(now / 1000, UTC)
-            results.append(Execution(row.key, row.function, state, bool(created), added_at))
-        if queued and self.backend.memory is not None:
-            self.backend.memory.signal.notify()  # also when a refusal follows: others were added
-        if refusal is not None:
-            raise refusal
-        return results
 
     # -- reading and waiting -------------------------------------------------------------
 
@@ -392,18 +310,7 @@ class Docket:
         cooperatively by its worker, wherever it runs. False if it had already finished."""
         if not is_task_key(key):
             raise TaskNotFound(key)
-        answer = await self.scripts.run(
-            "cancel",
-            [
-                self.keys.run(key),
-                self.keys.scheduled,
-                self.keys.stream,
-                self.keys.events,
-                self.keys.stats,
-            ],
-            [key, now_ms(), self.result_ttl_ms],
-        )
-        verdict = bytes(answer).decode()
+        verdict = await self.scripts.cancel(key, now_ms(), self.result_ttl_ms)
         if verdict == "missing":
             raise TaskNotFound(key)
         return verdict in ("cancelled", "cancelling")
@@ -417,10 +324,7 @@ class Docket:
 
     async def _update(self, key: str, status: str, detail: str, **fields: Any) -> None:
         """Set fields of a task's hash and publish the change, in one script."""
-        args: list[Any] = [status, detail, key, "updated", now_ms()]
-        for name, value in fields.items():
-            args += [name, value]
-        await self.scripts.run("update", [self.keys.run(key), self.keys.events], args)
+        await self.scripts.update(key, status, detail, {"updated": now_ms(), **fields})
 
     # -- questions and answers -----------------------------------------------------------
 
@@ -443,22 +347,19 @@ class Docket:
         Returns how many answers were taken."""
         if not is_task_key(key):
             raise TaskNotFound(key)
-        args: list[Any] = [key]
-        for question_id, value in answers.items():
-            if is_task_key(question_id):  # any other id is no question's (and unencodable)
-                args += [question_id, self.codec.seal(to_json_text(value))]
-        stored = await self.scripts.run("answer", [self.keys.run(key), self.keys.events], args)
-        return int(stored)
+        taken = [
+            (question_id, self.codec.seal(to_json_text(value)))
+            for question_id, value in answers.items()
+            if is_task_key(question_id)  # any other id is no question's (and unencodable)
+        ]
+        return await self.scripts.answer(key, taken)
 
     # -- inspection ----------------------------------------------------------------------
 
     async def depth(self) -> tuple[int, int]:
         """(tasks on the stream not yet finished, tasks scheduled for later)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.xlen(self.keys.stream)
-            pipe.zcard(self.keys.scheduled)
-            stream, scheduled = await pipe.execute()
-        return int(stream), int(scheduled)
+        depth = await read_depth(self)
+        return depth.length, depth.scheduled
 
     async def list_index(
         self, tag: str, after: IndexPosition | None = None, limit: int = 50
@@ -471,104 +372,24 @@ class Docket:
         offset would then skip live tasks that moved up into a page already read. Scores are
         whole milliseconds, as enqueue.lua writes them.
         """
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        index = self.keys.index(tag)
-        if after is None:
-            found: list[tuple[bytes, float]] = await self.client.zrange(  # type: ignore[assignment]
-                index, 0, limit, withscores=True
-            )
-            entries = [(key, int(ms)) for key, ms in found]
-        else:
-            # The rest of `after`'s millisecond, then what follows it, read at one instant:
-            # reads in rounds could lose their place when a joining task prunes the index.
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zrangebyscore(index, after.created_ms, after.created_ms)
-                pipe.zrangebyscore(
-                    index, f"({after.created_ms}", "+inf", start=0, num=limit + 1, withscores=True
-                )
-                same, later = await pipe.execute()
-            mark = after.key.encode()  # one millisecond's members are in byte order
-            entries = [(key, after.created_ms) for key in same if key > mark]
-            entries += [(key, int(ms)) for key, ms in later]
-        page, more = entries[:limit], len(entries) > limit
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, _ in page:
-                pipe.hgetall(self.keys.run(key.decode()))
-            raws: list[dict[bytes, bytes]] = await pipe.execute()
-        states = [
-            ExecutionState.from_hash(raw, self.codec) for raw in raws if raw and b"status" in raw
-        ]
-        gone = [key for (key, _), raw in zip(page, raws, strict=True) if not raw]
-        if gone:  # met on the way: drop them now rather than when a task next joins
-            await self.client.zrem(index, *gone)
-        if not more:
-            return states, None
-        last_key, last_ms = page[-1]
-        return states, IndexPosition(last_ms, last_key.decode())
+        return await listing.list_index(self, tag, after, limit)
 
     async def backlog(self, limit: int = 1000) -> tuple[int, list[str]]:
         """(tasks queued, running or parked on a concurrency limit, the first ``limit``
         scheduled keys), read atomically: a task moving between them is always counted."""
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        keys = self.keys
-        pending, scheduled = await self.scripts.run(
-            "backlog", [keys.stream, keys.scheduled, keys.limits], [limit, keys.prefix]
-        )
-        return int(pending), [bytes(k).decode() for k in scheduled]
+        return await self.scripts.backlog(limit)
 
     async def scheduled_keys(self, limit: int = 1000) -> list[str]:
         raw: list[bytes] = await self.client.zrange(self.keys.scheduled, 0, limit - 1)  # type: ignore[assignment]
         return [k.decode() for k in raw]
 
 
-def new_key() -> str:
-    """A task key with 128 bits of randomness: unguessable, so it can be handed out."""
-    return secrets.token_hex(16)
+def _opened(part: T | None) -> T:
+    if part is None:
+        raise DocketClosed("the docket is not open: use `async with Docket(...)`")
+    return part
 
 
-def _due_ms(when: datetime | None, delay: timedelta | float | None) -> int:
-    if when is not None and delay is not None:
-        raise ValueError("give when= or delay=, not both")
-    if delay is not None:
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        if seconds < 0:
-            raise ValueError(f"delay may not be negative (got {seconds}s)")
-        return now_ms() + int(seconds * 1000) if seconds > 0 else 0
-    if when is not None:
-        if when.tzinfo is None:
-            raise ValueError("when= must be a timezone-aware datetime")
-        return int(when.astimezone(UTC).timestamp() * 1000)
-    return 0
-
-
-def _ttl_ms(ttl: timedelta | float | None) -> str:
-    if ttl is None:
-        return ""
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
-    if seconds <= 0:
-        raise ValueError(f"ttl must be positive (got {seconds}s)")
-    return str(round(seconds * 1000))
-
-
-def _encode_meta(meta: dict[str, Any] | None) -> str:
-    if not meta:
-        return ""
-    return to_json_text(meta)
-
-
-def _with_trace(meta_json: str, carrier: dict[str, str]) -> str:
-    """The task's metadata with the trace context of the span that adds it."""
-    meta = from_json_text(meta_json) if meta_json else {}
-    return _encode_meta({**meta, tracing.META_KEY: carrier})
-
-
-def _label(label: str | None, function: str) -> str:
-    label = function if label is None else label
-    if not 0 < len(label) <= 200:
-        raise ValueError("a task label must be 1-200 characters")
-    return label
-
-
-__all__ = ["Docket", "Execution", "new_key"]
+__all__ = ["Docket", "Execution", "IndexPosition", "new_task_key"]

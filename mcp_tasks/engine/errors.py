@@ -5,6 +5,10 @@ class DocketError(Exception):
     """Base class of the docket's own errors."""
 
 
+class DocketClosed(DocketError, RuntimeError):
+    """The docket is not open (never opened, or closed): use ``async with Docket(...)``."""
+
+
 class SerializationError(DocketError, TypeError):
     """Arguments or a result could not be encoded as JSON."""
 

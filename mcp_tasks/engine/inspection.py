@@ -12,9 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .clock import time_from_ms
+from .depth import read_depth
 from .docket import Docket
 from .keys import GROUP
-from .state import Progress, Status, time_from_ms
+from .state import Progress, Status
 
 
 class WorkerInfo(BaseModel):
@@ -40,12 +42,7 @@ class DocketSnapshot(BaseModel):
 
 async def snapshot(docket: Docket, *, sample: int = 1000) -> DocketSnapshot:
     keys, client = docket.keys, docket.client
-    groups: list[dict[str, Any]] = await client.xinfo_groups(keys.stream)
-    group = next((g for g in groups if _text(g.get("name")) == GROUP), {})
-    pending = int(group.get("pending", 0) or 0)
-    lag = group.get("lag")
-    length = int(await client.xlen(keys.stream))
-    queued = int(lag) if lag is not None else max(length - pending, 0)
+    depth = await read_depth(docket)
     consumers: list[dict[str, Any]] = await client.xinfo_consumers(keys.stream, GROUP)
     workers = [
         WorkerInfo(
@@ -55,7 +52,6 @@ async def snapshot(docket: Docket, *, sample: int = 1000) -> DocketSnapshot:
         )
         for c in consumers
     ]
-    scheduled = int(await client.zcard(keys.scheduled))
     entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrange(  # type: ignore[assignment]
         keys.stream, count=sample
     )
@@ -69,9 +65,9 @@ async def snapshot(docket: Docket, *, sample: int = 1000) -> DocketSnapshot:
     return DocketSnapshot(
         name=docket.name,
         url=_redact(docket.url),
-        queued=queued,
-        running=pending,
-        scheduled=scheduled,
+        queued=depth.unclaimed,
+        running=depth.running,
+        scheduled=depth.scheduled,
         workers=workers,
         by_function={k: dict(v) for k, v in sorted(by_function.items())},
         sampled=len(states),

@@ -16,6 +16,34 @@ GROUP = "workers"
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 _MAX_TASK_KEY = 256
 
+# Keys the scripts derive from the docket prefix themselves (a parked task's run hash, a
+# limit's zset and waiting list); the generated preamble of every script (scripts.py) turns
+# these into run_key/limit_key/waiting_key, so the layout has this one home.
+RUN = ":run:"
+LIMIT = ":limit:"
+WAITING = ":waiting:"
+
+RUN_BUCKETS_MS: tuple[int, ...] = (
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+    300000,
+    900000,
+    3600000,
+)
+"""Upper bounds (ms) of the run-time histogram in the stats hash (fields
+``run:<bound>:<label>`` and ``run:inf:<label>``); the scripts get them from the preamble."""
+
 
 def check_docket_name(name: str) -> str:
     """Docket names become part of every key, so keep them short and free of braces."""
@@ -84,7 +112,7 @@ class Keys:
 
     @property
     def run_prefix(self) -> str:
-        return f"{self.prefix}:run:"
+        return f"{self.prefix}{RUN}"
 
     def run(self, key: str) -> str:
         """Hash holding one task's execution state (status, call, progress, result...)."""
@@ -101,11 +129,11 @@ class Keys:
 
     def limit(self, limit: str) -> str:
         """Sorted set of task keys holding a slot of ``limit``, scored by lease expiry (ms)."""
-        return f"{self.prefix}:limit:{limit}"
+        return f"{self.prefix}{LIMIT}{limit}"
 
     def waiting(self, limit: str) -> str:
         """List of task keys parked until a slot of ``limit`` frees up."""
-        return f"{self.prefix}:waiting:{limit}"
+        return f"{self.prefix}{WAITING}{limit}"
 
     def quota(self, tag: str) -> str:
         """Sorted set of the unfinished tasks admitted under quota ``tag``, scored by ms."""

@@ -1,18 +1,29 @@
-"""Loads the docket's Lua scripts (``lua/*.lua``) and runs them with EVALSHA.
+"""The docket's Lua scripts (``lua/*.lua``) behind typed Python wrappers.
 
-Each transition of a task (enqueue, start, finish, cancel, ...) is one script so
-that it is atomic on the server and costs one round trip. ``common.lua`` holds helpers and is
-prepended to every script, because Redis scripts cannot include one another.
+Each transition of a task (enqueue, start, finish, cancel, ...) is one script, so that it is
+atomic on the server and costs one round trip. Every script's KEYS/ARGV marshalling lives in
+its wrapper here, next to the others, and each returns a typed answer; the callers (the
+docket and the worker) never build a script's argument list.
+
+A script's text is: a preamble generated from :mod:`.keys` (``run_key``, ``limit_key``,
+``waiting_key`` and the histogram bounds: the scripts derive some key names from the docket
+prefix, and they get the layout from its one home), then ``common.lua`` (helpers; Redis
+scripts cannot include one another), then the script itself. redis-py runs them with
+EVALSHA and falls back to EVAL on NOSCRIPT.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from .keys import GROUP, LIMIT, RUN, RUN_BUCKETS_MS, WAITING, Keys
 
 NAMES = (
     "enqueue",
@@ -27,22 +38,213 @@ NAMES = (
 )
 
 
+def preamble() -> str:
+    """Lua definitions generated from keys.py: the key names scripts derive themselves."""
+    buckets = ", ".join(str(bound) for bound in RUN_BUCKETS_MS)
+    return "\n".join(
+        [
+            "-- Generated from mcp_tasks/engine/keys.py (scripts.preamble): do not edit.",
+            f"local function run_key(prefix, key) return prefix .. '{RUN}' .. key end",
+            f"local function limit_key(prefix, name) return prefix .. '{LIMIT}' .. name end",
+            f"local function waiting_key(prefix, name) return prefix .. '{WAITING}' .. name end",
+            f"local RUN_BUCKETS_MS = {{{buckets}}}",
+        ]
+    )
+
+
 @cache
 def source(name: str) -> str:
-    """The full text of one script, helpers included."""
+    """The full text of one script: generated preamble, helpers, body."""
     folder = resources.files(__package__).joinpath("lua")
     common = folder.joinpath("common.lua").read_text(encoding="utf-8")
     body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return f"{common}\n{body}"
+    return f"{preamble()}\n{common}\n{body}"
+
+
+@dataclass(frozen=True)
+class EnqueueRow:
+    """One task to add (see enqueue.lua)."""
+
+    key: str
+    mode: str  # new | keep | replace
+    due_ms: int
+    function: str
+    call: str | bytes
+    meta: str
+    ttl_ms: str  # '' = the docket's default
+    index: str | None
+    index_ttl_ms: int | str
+    label: str
+
+
+@dataclass(frozen=True)
+class QuotaCaps:
+    tag: str
+    max_unfinished: int | None
+    max_per_window: int | None
+    window_ms: int
+    set_ttl_ms: int
+
+
+@dataclass(frozen=True)
+class StartClaim:
+    """A claimed stream entry to start; ``limit`` is (name, maximum) of its concurrency
+    limit, if it has one."""
+
+    sid: str
+    key: str
+    limit: tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class StartVerdict:
+    verdict: str  # run | stale | cancelled | parked | lost
+    attempt: int
+    when_ms: int | None
+    ttl: str
+    label: str
+    meta: bytes
+
+
+@dataclass(frozen=True)
+class FinishRow:
+    """The outcome of one run (see finish.lua for the outcomes)."""
+
+    sid: str
+    key: str
+    outcome: str
+    data: str | bytes
+    when_ms: int
+    limit: str | None
+    ttl: str
+    counter: str
+    label: str
+    started_ms: int | str  # '' = no finished run (a hand-back): no run time
 
 
 class Scripts:
-    """The scripts bound to one Redis client (redis-py falls back to EVAL on NOSCRIPT)."""
+    """The scripts bound to one Redis client and one docket's keys."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.keys = keys
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in NAMES
         }
 
-    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
+
+    async def enqueue(
+        self, now_ms: int, keep_recent: int, quota: QuotaCaps | None, rows: Sequence[EnqueueRow]
+    ) -> list[tuple[bool, str, int | None]]:
+        """Add tasks: per row (created, status, ms to wait when its quota refused it)."""
+        k = self.keys
+        keys = [k.stream, k.scheduled, k.events, k.recent, k.stats]
+        args: list[Any] = [now_ms, keep_recent, k.prefix]
+        if quota is None:
+            keys += [k.stream, k.stream]  # placeholders: no quota to charge
+            args += ["", "", "", ""]
+        else:
+            keys += [k.quota(quota.tag), k.rate(quota.tag)]
+            args += [quota.max_unfinished or "", quota.max_per_window or ""]
+            args += [quota.window_ms, quota.set_ttl_ms]
+        for row in rows:
+            run = k.run(row.key)
+            keys += [run, k.index(row.index) if row.index else run]
+            args += [row.key, row.mode, max(row.due_ms, 0), row.function, row.call, row.meta]
+            args += [row.ttl_ms, row.index_ttl_ms, row.label]
+        answers = await self._run("enqueue", keys, args)
+        return [
+            (bool(created), bytes(status).decode(), int(wait[0]) if wait else None)
+            for created, status, *wait in answers
+        ]
+
+    async def start(
+        self,
+        consumer: str,
+        now_ms: int,
+        lease_until_ms: int,
+        result_ttl_ms: int,
+        max_deliveries: int,
+        claims: Sequence[StartClaim],
+    ) -> list[StartVerdict]:
+        """Start a batch of claimed entries: a verdict per claim, in order."""
+        k = self.keys
+        keys = [k.stream, k.events, k.limits, k.stats]
+        args: list[Any] = [GROUP, consumer, now_ms, lease_until_ms, result_ttl_ms]
+        args.append(max_deliveries)
+        for claim in claims:
+            run = k.run(claim.key)
+            if claim.limit:
+                name, maximum = claim.limit
+                keys += [run, k.limit(name), k.waiting(name)]
+                args += [claim.sid, claim.key, maximum, name]
+            else:
+                keys += [run, run, run]
+                args += [claim.sid, claim.key, 0, ""]
+        answers = await self._run("start", keys, args)
+        return [
+            StartVerdict(
+                verdict=bytes(verdict).decode(),
+                attempt=int(attempt),
+                when_ms=int(when) if when else None,
+                ttl=bytes(ttl).decode(),
+                label=bytes(label).decode(),
+                meta=bytes(meta),
+            )
+            for verdict, attempt, when, ttl, label, meta in answers
+        ]
+
+    async def finish(self, now_ms: int, result_ttl_ms: int, rows: Sequence[FinishRow]) -> None:
+        """Record a batch of outcomes, ack their entries and wake tasks waiting for a slot."""
+        k = self.keys
+        keys = [k.stream, k.events, k.scheduled, k.stats]
+        args: list[Any] = [GROUP, now_ms, result_ttl_ms, k.prefix]
+        for row in rows:
+            run = k.run(row.key)
+            keys += [run, k.limit(row.limit), k.waiting(row.limit)] if row.limit else [run] * 3
+            args += [row.sid, row.key, row.outcome, row.data, row.when_ms]
+            args += [1 if row.limit else 0, row.ttl, row.counter, row.label, row.started_ms]
+        await self._run("finish", keys, args)
+
+    async def promote(self, now_ms: int, batch: int) -> tuple[int, int | None]:
+        """Move due scheduled tasks to the stream: (how many, the next due ms or None)."""
+        k = self.keys
+        moved, next_due = await self._run(
+            "promote", [k.scheduled, k.stream, k.events], [now_ms, batch, k.prefix]
+        )
+        return int(moved), None if int(next_due) == -1 else int(next_due)
+
+    async def cancel(self, key: str, now_ms: int, result_ttl_ms: int) -> str:
+        """missing | cancelling (running: its worker stops it) | cancelled | the terminal
+        status it already had."""
+        k = self.keys
+        keys = [k.run(key), k.scheduled, k.stream, k.events, k.stats]
+        return bytes(await self._run("cancel", keys, [key, now_ms, result_ttl_ms])).decode()
+
+    async def sweep(self, now_ms: int) -> int:
+        """Free slots whose holders' leases ran out; how many waiting tasks were woken."""
+        k = self.keys
+        return int(await self._run("sweep", [k.limits, k.stream, k.events], [now_ms, k.prefix]))
+
+    async def answer(self, key: str, answers: Sequence[tuple[str, bytes]]) -> int:
+        """Store answers to a task's open questions; how many were taken."""
+        args: list[Any] = [key]
+        for question_id, sealed in answers:
+            args += [question_id, sealed]
+        return int(await self._run("answer", [self.keys.run(key), self.keys.events], args))
+
+    async def update(self, key: str, status: str, detail: str, fields: dict[str, Any]) -> None:
+        """Set fields of a task's hash and publish the change."""
+        args: list[Any] = [status, detail, key]
+        for name, value in fields.items():
+            args += [name, value]
+        await self._run("update", [self.keys.run(key), self.keys.events], args)
+
+    async def backlog(self, limit: int) -> tuple[int, list[str]]:
+        """(queued + running + parked, the first ``limit`` scheduled keys), atomically."""
+        k = self.keys
+        pending, scheduled = await self._run(
+            "backlog", [k.stream, k.scheduled, k.limits], [limit, k.prefix]
+        )
+        return int(pending), [bytes(key).decode() for key in scheduled]

@@ -7,11 +7,12 @@ fields and typed Python objects.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .clock import time_from_ms, utc_now
 from .codec import PLAIN, Codec
 from .serialization import from_json_text
 
@@ -85,14 +86,15 @@ class ExecutionState(BaseModel):
         key raises :class:`~.codec.CipherError`)."""
         f = {k.decode(): v for k, v in raw.items()}
         status = Status(f["status"].decode())
+        created, updated = time_from_ms(f.get("created")), time_from_ms(f.get("updated"))
         return cls(
             key=f["key"].decode() if "key" in f else "",
             function=f["fn"].decode() if "fn" in f else "",
             status=status,
             attempt=int(f.get("attempt", b"0")),
             worker=f["worker"].decode() or None if "worker" in f else None,
-            created_at=time_from_ms(f.get("created")) or time_from_ms(f.get("updated")) or _now(),
-            updated_at=time_from_ms(f.get("updated")) or _now(),
+            created_at=created or updated or utc_now(),
+            updated_at=updated or utc_now(),
             when=time_from_ms(f.get("when")),
             started_at=time_from_ms(f.get("started")),
             finished_at=time_from_ms(f.get("finished")) if status.terminal else None,
@@ -113,17 +115,3 @@ class ExecutionState(BaseModel):
             if status is Status.RUNNING
             else {},
         )
-
-
-def now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def time_from_ms(raw: bytes | None) -> datetime | None:
-    if not raw:
-        return None
-    return datetime.fromtimestamp(int(float(raw)) / 1000, UTC)

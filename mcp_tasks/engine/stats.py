@@ -13,29 +13,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from .depth import read_depth
 from .docket import Docket
-from .keys import GROUP
-
-RUN_BUCKETS_MS: tuple[int, ...] = (
-    5,
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    1000,
-    2500,
-    5000,
-    10000,
-    30000,
-    60000,
-    300000,
-    900000,
-    3600000,
-)
-"""Upper bounds (ms) of the run-time histogram; ``RUN_BUCKETS_MS`` in ``common.lua`` is the
-one the scripts use, and a test keeps the two equal."""
+from .keys import RUN_BUCKETS_MS
 
 COUNTERS = ("created", "completed", "failed", "cancelled", "retried", "redelivered")
 
@@ -75,15 +55,7 @@ async def read_stats(docket: Docket) -> DocketStats:
     number of tasks)."""
     keys, client = docket.keys, docket.client
     raw: dict[bytes, bytes] = await client.hgetall(keys.stats)  # type: ignore[assignment]
-    length = int(await client.xlen(keys.stream))
-    groups: list[dict[str, object]] = await client.xinfo_groups(keys.stream)
-    group = next((g for g in groups if _text(g.get("name")) == GROUP), {})
-    pending = int(str(group.get("pending") or 0))
-    scheduled = int(await client.zcard(keys.scheduled))
-    limits: dict[bytes, bytes] = await client.hgetall(keys.limits)  # type: ignore[assignment]
-    parked = 0
-    for name in limits:
-        parked += int(await client.llen(keys.waiting(name.decode())))
+    depth = await read_depth(docket)
     counters: dict[str, dict[str, int]] = {name: {} for name in COUNTERS}
     run_times: dict[str, RunTimes] = {}
     index = {str(bound): i for i, bound in enumerate(RUN_BUCKETS_MS)}
@@ -105,17 +77,11 @@ async def read_stats(docket: Docket) -> DocketStats:
         name=docket.name,
         counters=counters,
         run_times=run_times,
-        # Finished entries are deleted from the stream, so it holds exactly the entries no
-        # worker has claimed yet plus the claimed ones (pending).
-        queued=max(length - pending, 0) + parked,
-        running=pending,
-        scheduled=scheduled,
+        queued=depth.queued,
+        running=depth.running,
+        scheduled=depth.scheduled,
     )
 
 
 def _zeros() -> list[int]:
     return [0] * (len(RUN_BUCKETS_MS) + 1)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

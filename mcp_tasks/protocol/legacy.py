@@ -82,4 +82,6 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     # Only what encode_cursor makes: plain ASCII digits, short enough for Redis (< 2**63).
     if prefix != "a" or not (number.isascii() and number.isdigit()) or len(number) > 15:
         raise ValueError("not a cursor of this server")
+    if not key:
+        raise ValueError("not a cursor of this server")
     return int(number), key

@@ -14,13 +14,10 @@ from typing import Any
 from fastmcp.utilities.tasks import DEFAULT_POLL_INTERVAL
 
 from ..engine import Quota
+from ..engine.clock import seconds
 from ..engine.codec import Codec
 
 URL_ENV = "MCP_TASKS_URL"
-
-
-def seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def switch(value: bool | None, env: str, default: bool = True) -> bool:

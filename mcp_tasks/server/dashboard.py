@@ -39,10 +39,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..engine import Docket
+from ..engine.clock import now_ms
 from ..engine.connection import CONNECTION_ERRORS
 from ..engine.events import RESYNC, Event
 from ..engine.inspection import TaskSummary, newer_than, recent, summaries
-from ..engine.state import now_ms
 
 log = logging.getLogger("mcp_tasks.dashboard")
 

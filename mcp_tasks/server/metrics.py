@@ -28,7 +28,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine import Docket
-from ..engine.stats import RUN_BUCKETS_MS, DocketStats, read_stats
+from ..engine.keys import RUN_BUCKETS_MS
+from ..engine.stats import DocketStats, read_stats
 
 COUNTER_HELP = {
     "created": "Tasks created.",

@@ -6,6 +6,6 @@
 local pending = redis.call('XLEN', KEYS[1])
 local limits = redis.call('HKEYS', KEYS[3])
 for _, lname in ipairs(limits) do
-  pending = pending + redis.call('LLEN', ARGV[2] .. ':waiting:' .. lname)
+  pending = pending + redis.call('LLEN', waiting_key(ARGV[2], lname))
 end
 return {pending, redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)}

@@ -13,10 +13,10 @@ local function publish(channel, notes)
 end
 
 -- Put a task that was parked on a concurrency limit back on the stream. The run key is
--- derived from the docket prefix; it shares the docket's hash tag, so on a cluster it is in
--- the same slot as the declared keys.
+-- derived from the docket prefix (run_key, from the preamble); it shares the docket's hash
+-- tag, so on a cluster it is in the same slot as the declared keys.
 local function unpark(prefix, stream, key, now, notes)
-  local run = prefix .. ':run:' .. key
+  local run = run_key(prefix, key)
   local f = redis.call('HMGET', run, 'status', 'parked', 'fn', 'call')
   if f[1] ~= 'queued' or not f[2] then
     return false
@@ -29,9 +29,8 @@ local function unpark(prefix, stream, key, now, notes)
 end
 
 -- Statistics (the stats hash, see keys.py): a script tallies a batch in a table and writes
--- it with one HINCRBY per field. Run-time histogram bounds in ms; stats.py mirrors them.
-local RUN_BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-  300000, 900000, 3600000}
+-- it with one HINCRBY per field. RUN_BUCKETS_MS (run-time histogram bounds in ms) comes
+-- from the generated preamble.
 
 local function tally(counts, counter, label, n)
   local field = counter .. ':' .. label

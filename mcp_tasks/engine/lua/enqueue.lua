@@ -24,7 +24,7 @@ local function refuse(key)
   end
   if max_open then
     for _, member in ipairs(redis.call('ZRANGE', quota, 0, -1)) do
-      local status = redis.call('HGET', prefix .. ':run:' .. member, 'status')
+      local status = redis.call('HGET', run_key(prefix, member), 'status')
       if not status or TERMINAL[status] then
         redis.call('ZREM', quota, member)  -- finished or expired
       end
@@ -55,7 +55,7 @@ local function prune(index)
     seen[member] = true
   end
   for member in pairs(seen) do
-    if redis.call('EXISTS', prefix .. ':run:' .. member) == 0 then
+    if redis.call('EXISTS', run_key(prefix, member)) == 0 then
       redis.call('ZREM', index, member)
     end
   end

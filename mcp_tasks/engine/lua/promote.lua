@@ -6,7 +6,7 @@ local now, count, prefix = ARGV[1], ARGV[2], ARGV[3]
 local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, count)
 local notes = {}
 for _, key in ipairs(due) do
-  local run = prefix .. ':run:' .. key
+  local run = run_key(prefix, key)
   local f = redis.call('HMGET', run, 'status', 'fn', 'call')
   if f[1] == 'scheduled' then
     local sid = redis.call('XADD', stream, '*', 'key', key, 'fn', f[2], 'call', f[3])

@@ -6,7 +6,7 @@ local all = redis.call('HGETALL', limits)
 local notes, woken = {}, 0
 for i = 1, #all, 2 do
   local lname, max = all[i], tonumber(all[i + 1])
-  local limit, waiting = prefix .. ':limit:' .. lname, prefix .. ':waiting:' .. lname
+  local limit, waiting = limit_key(prefix, lname), waiting_key(prefix, lname)
   redis.call('ZREMRANGEBYSCORE', limit, '-inf', now)
   local free = max - redis.call('ZCARD', limit)
   while free > 0 do
