@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from mcp_tasks.engine import Docket, Worker
+from mcp_tasks.engine.keys import Keys
 
 REDIS_URL = os.environ.get("MCP_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 _counter = itertools.count()
@@ -32,6 +33,7 @@ MCP_LAYER = {
     "test_interop_fastmcp_tasks",
     "test_isolation",
     "test_layers",
+    "test_protocol",
     "test_mcp_caller",
     "test_mcp_dialects",
     "test_mcp_edges",
@@ -184,6 +186,13 @@ async def docket(url: str, docket_name: str) -> AsyncIterator[Docket]:
     await purge(url, docket_name)
 
 
+@pytest.fixture
+async def purged(url: str, docket_name: str) -> AsyncIterator[None]:
+    """For a test that opens dockets of its own: their keys are deleted afterwards."""
+    yield
+    await purge(url, docket_name)
+
+
 async def purge(url: str, name: str) -> None:
     """Delete a test docket's keys from the shared Redis."""
     if not url.startswith("redis"):
@@ -194,11 +203,40 @@ async def purge(url: str, name: str) -> None:
         else redis.asyncio.Redis.from_url(url)
     )
     try:
-        keys = [k async for k in client.scan_iter(match=f"mcp-tasks:{{{name}}}*", count=1000)]
+        keys = [k async for k in client.scan_iter(match=Keys(name).pattern, count=1000)]
         if keys:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+def leftover_keys(url: str, name: str) -> list[bytes]:
+    """A test docket's keys still in a shared Redis."""
+    client: Any = (
+        redis.RedisCluster.from_url(url.replace("+cluster", ""))
+        if "+cluster" in url
+        else redis.Redis.from_url(url)
+    )
+    try:
+        return list(client.scan_iter(match=Keys(name).pattern, count=1000))
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def no_keys_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that made a docket on a shared Redis (the one on 6379, or the session's
+    cluster) must leave none of its keys behind: a leak here is a leak in production."""
+    yield
+    args = getattr(request.node, "funcargs", {})
+    name = args.get("docket_name")
+    if name is None:
+        return
+    urls = {args.get("url"), REDIS_URL if "redis_url" in args else None}
+    for url in urls:
+        if isinstance(url, str) and url.startswith("redis"):
+            left = leftover_keys(url, name)
+            assert not left, f"the test left {len(left)} Redis key(s) behind: {sorted(left)[:5]}"
 
 
 @contextlib.asynccontextmanager

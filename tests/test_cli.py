@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
-from conftest import REDIS_URL
+from conftest import REDIS_URL, purge
 
 from mcp_tasks.cli import main
 from mcp_tasks.engine import ConcurrencyLimit, Docket, Status, Worker
@@ -46,6 +46,7 @@ async def _prepare(name: str) -> dict[str, str]:
 def prepared(redis_url: str, docket_name: str) -> Iterator[dict[str, str]]:
     yield asyncio.run(_prepare(docket_name))
     CliRunner().invoke(main, ["purge", "--yes", "--url", redis_url, "--name", docket_name])
+    asyncio.run(purge(redis_url, docket_name))  # `mcp-tasks purge` keeps the empty group
 
 
 def test_status_get_cancel_purge(

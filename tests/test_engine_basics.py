@@ -95,7 +95,9 @@ async def test_failed_task_records_the_error(docket: Docket) -> None:
     assert final.result is None
 
 
-async def test_terminal_state_expires_after_the_result_ttl(url: str, docket_name: str) -> None:
+async def test_terminal_state_expires_after_the_result_ttl(
+    url: str, docket_name: str, purged: None
+) -> None:
     async with Docket(name=docket_name, url=url, result_ttl=timedelta(seconds=30)) as docket:
         docket.register(crunch)
         execution = await docket.add(crunch)(1)
@@ -177,7 +179,7 @@ async def test_unserializable_result_fails_the_task_clearly(docket: Docket) -> N
 
 
 async def test_task_of_a_function_the_worker_lacks_fails_clearly(
-    url: str, docket_name: str
+    url: str, docket_name: str, purged: None
 ) -> None:
     async def only_on_the_client() -> None: ...
 
@@ -257,7 +259,9 @@ async def test_a_task_can_keep_its_state_longer_or_shorter_than_the_default(
         docket.add(crunch, ttl=0)
 
 
-async def test_a_running_task_asks_and_any_process_answers(url: str, docket_name: str) -> None:
+async def test_a_running_task_asks_and_any_process_answers(
+    url: str, docket_name: str, purged: None
+) -> None:
     async def confirm(path: str) -> str:
         answer = await current_task().ask({"question": f"delete {path}?"})
         return f"{path}: {answer['reply']}"

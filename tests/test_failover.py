@@ -92,6 +92,7 @@ def fleet(redis_url: str, docket_name: str) -> Iterator[Fleet]:
         yield fleet
     finally:
         fleet.close()
+        asyncio.run(purge(redis_url, docket_name))  # once every process of the docket stopped
 
 
 @contextlib.asynccontextmanager

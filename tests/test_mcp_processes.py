@@ -36,6 +36,7 @@ def cluster(redis_url: str, docket_name: str) -> Iterator[tuple[str, str]]:
         stack.callback(stop, [worker])
         assert worker.stdout is not None and worker.stdout.readline().strip() == b"ready"
         yield replica_a, replica_b
+    asyncio.run(purge(redis_url, docket_name))  # once every process of the docket has stopped
 
 
 async def test_create_on_one_replica_read_and_cancel_on_the_other(
