@@ -41,9 +41,9 @@ both servers run on that stack; see benchmarks/mcp-requirements.txt):
 
     python3 -m venv .bench-mcp-venv
     .bench-mcp-venv/bin/pip install -r benchmarks/mcp-requirements.txt
-    .bench-mcp-venv/bin/python benchmarks/mcp.py          # full: 3 runs, 200 sequential, 1,000
-    .bench-mcp-venv/bin/python benchmarks/mcp.py --quick  # smoke: 20 sequential, 100 at once
-    .bench-mcp-venv/bin/python benchmarks/mcp.py --only ours  # or peer; --help for the rest
+    .bench-mcp-venv/bin/python benchmarks/mcp_level.py          # full: 3 runs, 200 seq, 1,000
+    .bench-mcp-venv/bin/python benchmarks/mcp_level.py --quick  # smoke: 20 sequential, 100 at once
+    .bench-mcp-venv/bin/python benchmarks/mcp_level.py --only ours  # or peer; --help for the rest
 """
 
 from __future__ import annotations
@@ -73,9 +73,6 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Run as a script, this file's folder leads sys.path, and "mcp" would import this file rather
-# than the MCP SDK: drop the folder (every SDK import below happens after this, lazily).
-sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != HERE]
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 RESULT_PREFIX = "@@result "
