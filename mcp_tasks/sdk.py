@@ -4,7 +4,7 @@ mcp-tasks is installed next to its users' own fastmcp, so each fastmcp or mcp re
 audit of what we depend on. Everything public is used directly where it is needed
 (``custom_route``, ``set_transport``, ``MCP_NAME_HEADER``, the ``mcp_types`` error codes, ...);
 what has no public equivalent is reached from this module only, each use with why it is
-needed and what would replace it. ``tests/mcp/test_sdk_seam.py`` keeps it that way: no other
+needed and what would replace it. ``tests/structure/test_sdk_seam.py`` keeps it that way: no other
 module touches an underscore name of another package.
 
 This module also checks, on import, that the installed fastmcp and mcp are versions these

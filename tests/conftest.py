@@ -1,15 +1,19 @@
-"""Shared fixtures: every engine test runs on memory:// and on the real Redis.
+"""Shared fixtures: every engine test runs on memory://, the real Redis and a Redis Cluster.
 
 The real Redis is the one on 127.0.0.1:6379 (``MCP_TASKS_TEST_REDIS`` overrides it). When it
 does not answer, the Redis-backed tests fail with a clear message; they never skip.
+
+The tests are a package, by layer: ``engine/`` (the docket), ``protocol/`` (wire shapes),
+``mcp/`` (the server in process), ``e2e/`` (real processes, real clients, the README),
+``structure/`` (the package's seams); ``helpers/`` holds what they share (dockets, servers,
+raw requests, Redis processes, the MCP harness) and ``processes/`` the helper programs they
+start. Markers: ``mcp_layer`` (run again on the oldest fastmcp), ``node``, ``browser``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import os
 import random
 import shutil
 import socket
@@ -17,15 +21,14 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 import redis
 
-from mcp_tasks.engine import Docket, Worker
-from mcp_tasks.engine.keys import Keys
+from mcp_tasks.engine import Docket
+from tests.helpers.dockets import REDIS_URL, leftover_keys, purge
+from tests.helpers.mcp import Harness
 
-REDIS_URL = os.environ.get("MCP_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 _counter = itertools.count()
 
 MCP_LAYER = {
@@ -52,10 +55,18 @@ MCP_LAYER = {
 oldest supported fastmcp (``-m mcp_layer`` in .venv-oldest)."""
 
 
+NEEDS_NODE = {"test_typescript_client", "test_official_2026_client", "test_examples"}
+NEEDS_BROWSER = {"test_dashboard"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.stem in MCP_LAYER:
             item.add_marker(pytest.mark.mcp_layer)
+        if item.path.stem in NEEDS_NODE:
+            item.add_marker(pytest.mark.node)
+        if item.path.stem in NEEDS_BROWSER:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture
@@ -193,36 +204,6 @@ async def purged(url: str, docket_name: str) -> AsyncIterator[None]:
     await purge(url, docket_name)
 
 
-async def purge(url: str, name: str) -> None:
-    """Delete a test docket's keys from the shared Redis."""
-    if not url.startswith("redis"):
-        return
-    client: Any = (
-        redis.asyncio.RedisCluster.from_url(url.replace("+cluster", ""))
-        if "+cluster" in url
-        else redis.asyncio.Redis.from_url(url)
-    )
-    try:
-        keys = [k async for k in client.scan_iter(match=Keys(name).pattern, count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-def leftover_keys(url: str, name: str) -> list[bytes]:
-    """A test docket's keys still in a shared Redis."""
-    client: Any = (
-        redis.RedisCluster.from_url(url.replace("+cluster", ""))
-        if "+cluster" in url
-        else redis.Redis.from_url(url)
-    )
-    try:
-        return list(client.scan_iter(match=Keys(name).pattern, count=1000))
-    finally:
-        client.close()
-
-
 @pytest.fixture(autouse=True)
 def no_keys_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test that made a docket on a shared Redis (the one on 6379, or the session's
@@ -239,28 +220,18 @@ def no_keys_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
             assert not left, f"the test left {len(left)} Redis key(s) behind: {sorted(left)[:5]}"
 
 
-@contextlib.asynccontextmanager
-async def running(*workers: Worker) -> AsyncIterator[None]:
-    """Run workers in the background for the duration of the block, then stop them."""
-    tasks = []
-    for worker in workers:
-        await worker.start()
-        tasks.append(asyncio.create_task(worker.run_forever()))
-    try:
-        yield
-    finally:
-        for worker in workers:
-            await worker.stop(grace=5)
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+@pytest.fixture
+async def harness(url: str, docket_name: str) -> AsyncIterator[Harness]:
+    """A server with a few task tools, on every backend (see :class:`Harness`)."""
+    yield Harness(url, docket_name)
+    await purge(url, docket_name)
 
 
 @pytest.fixture(params=["memory", "redis"])
 def http_replicas(request: pytest.FixtureRequest, docket_name: str) -> Iterator[list[str]]:
     """``fastmcp run server.py`` over HTTP; yields MCP endpoints: one server on memory://, or
     on Redis a replica with a worker and an API-only one (``MCP_TASKS_WORKER=0``)."""
-    from servers import http_server
+    from tests.helpers.servers import http_server
 
     if request.param == "memory":
         with http_server("server.py", {"MCP_TASKS_URL": "memory://"}) as mcp:
