@@ -19,12 +19,12 @@ import fastmcp
 from fastmcp import FastMCP
 
 import tools
-from mcp_tasks import Tasks
+from mcp_tasks import Tasks, __version__
 
 if "FASTMCP_HTTP_HOST_ORIGIN_PROTECTION" not in os.environ:
     fastmcp.settings.http_host_origin_protection = True  # every request, whatever the bind
 
-mcp = FastMCP("mcp-tasks")
+mcp = FastMCP("mcp-tasks", version=__version__)  # serverInfo.version: ours, not fastmcp's
 mcp.add_extension(Tasks())
 tools.register(mcp)
 

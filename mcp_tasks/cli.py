@@ -26,7 +26,7 @@ from rich.table import Table
 from .engine import Docket, ExecutionState, TaskNotFound
 from .engine.codec import new_encryption_key
 from .engine.connection import CONNECTION_ERRORS
-from .engine.inspection import DocketSnapshot, purge, snapshot
+from .engine.inspection import DocketSnapshot, purge, redact, snapshot
 from .protocol import EXTENSION_ID
 
 
@@ -58,16 +58,14 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        await _enter_when_reachable(stack, server, tasks.config.url)
-        logging.getLogger("mcp_tasks").info(
-            "worker for %s on %s (docket %r)",
-            server_spec,
-            tasks.config.url,
-            tasks.config.docket_name,
-        )
+        config = tasks.config
+        await _enter_when_reachable(stack, server, config.url)
+        where = f"{server_spec} on {redact(config.url)} (docket {config.docket_name!r})"
+        click.echo(f"mcp-tasks worker ready: {where}, concurrency {config.concurrency}", err=True)
         if ready:
             click.echo("ready", nl=True)
         await stop.wait()
+    click.echo(f"mcp-tasks worker stopped: {where}", err=True)
 
 
 async def _enter_when_reachable(stack: contextlib.AsyncExitStack, server: Any, url: str) -> None:
@@ -138,7 +136,17 @@ name_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+MEMORY_NOTE = (
+    "note: memory:// is this command's own, empty, in-process store; a server on memory:// "
+    "keeps its tasks inside its own process. To inspect a server's tasks, run it and this "
+    "command on one Redis: MCP_TASKS_URL=redis://127.0.0.1:6379/0"
+)
+
+
 def _with_docket(url: str, name: str, action: Callable[[Docket], Awaitable[T]]) -> T:
+    if url.startswith("memory://"):
+        click.echo(MEMORY_NOTE, err=True)
+
     async def run() -> T:
         try:
             async with Docket(name=name, url=url) as docket:

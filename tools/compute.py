@@ -43,8 +43,9 @@ def _sieve(n: int) -> list[int]:
 def register(mcp: FastMCP) -> None:
     @mcp.tool(task=True)
     async def count_primes(below: int, ctx: Context | None = None) -> int:
-        """How many primes are below a number: pure CPU work, done in a worker process in
-        chunks, with progress after each and cancellation between them."""
+        """How many primes are below a number (0 to 50,000,000): pure CPU work, done in a
+        worker process in 20 chunks, with progress after each and cancellation between
+        them."""
         if not 0 <= below <= MAX_LIMIT:
             raise ToolError(f"below must be between 0 and {MAX_LIMIT}")
         step = max(below // CHUNKS, 1)

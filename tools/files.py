@@ -57,14 +57,14 @@ async def checksum(path: str, ctx: Context | None) -> dict[str, object]:
 def register(mcp: FastMCP) -> None:
     @mcp.tool(task=True)
     async def checksum_tree(path: str = ".", ctx: Context | None = None) -> dict[str, object]:
-        """SHA-256 of every file under a directory (inside the server's root), and one
-        digest of the whole tree."""
+        """SHA-256 of every file under a directory (inside the server's root; at most
+        100,000 files), and one digest of the whole tree."""
         return await checksum(path, ctx)
 
     @mcp.tool(task=True)
     async def find_duplicates(path: str = ".", ctx: Context | None = None) -> list[list[str]]:
-        """Groups of files with identical content under a directory (size first, then
-        SHA-256), largest groups first."""
+        """Groups of files with identical content under a directory (inside the server's
+        root; at most 100,000 files; size first, then SHA-256), largest groups first."""
         base = inside_root(path)
         files = await anyio.to_thread.run_sync(_files_under, base)
         by_size: defaultdict[int, list[Path]] = defaultdict(list)

@@ -21,8 +21,9 @@ def register(mcp: FastMCP) -> None:
         seconds_per_url: float = 20.0,
         ctx: Context | None = None,
     ) -> list[dict[str, object]]:
-        """GET each URL (http/https), at most ``concurrency`` at once; for each: status,
-        size and content type, or the error. Bodies are not returned."""
+        """GET each URL (http/https; 1 to 200 URLs), at most ``concurrency`` (1-32) at
+        once, ``seconds_per_url`` (0-120) each; for each: status, size (counted up to 5 MiB)
+        and content type, or the error. Bodies are not returned."""
         if not urls or len(urls) > MAX_URLS:
             raise ToolError(f"give between 1 and {MAX_URLS} URLs")
         if not 1 <= concurrency <= 32 or not 0 < seconds_per_url <= 120:

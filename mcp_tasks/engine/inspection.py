@@ -64,7 +64,7 @@ async def snapshot(docket: Docket, *, sample: int = 1000) -> DocketSnapshot:
         by_function.setdefault(state.label, Counter())[state.status.value] += 1
     return DocketSnapshot(
         name=docket.name,
-        url=_redact(docket.url),
+        url=redact(docket.url),
         queued=depth.unclaimed,
         running=depth.running,
         scheduled=depth.scheduled,
@@ -93,7 +93,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """A URL without its password, for display."""
     if "@" not in url:
         return url

@@ -127,6 +127,9 @@ class Worker(RunsMixin):
             )
         docket.hub.on_every_event(self._on_event)
         await docket.hub.start()
+        # Join the group now, not at the first task claimed (an empty XREADGROUP creates no
+        # consumer): `mcp-tasks status` and the dashboard list a worker from its start.
+        await self._with_retry(self._join_group)
         if self.schedule_perpetual:
             await self._with_retry(self._schedule_perpetual_tasks)
         self._background = [
@@ -135,6 +138,9 @@ class Worker(RunsMixin):
             asyncio.create_task(self._maintenance_loop(), name="mcp-tasks maintenance"),
             asyncio.create_task(self._renew_loop(), name="mcp-tasks leases"),
         ]
+
+    async def _join_group(self) -> None:
+        await self.docket.client.xgroup_createconsumer(self.docket.keys.stream, GROUP, self.name)
 
     async def run_forever(self) -> None:
         """Claim and run tasks until :meth:`stop` is called."""

@@ -97,6 +97,8 @@ async def _relay_changes(
         async for state in service.docket.watch(task_id):
             view = view_of(state)
             status = view.status  # status changes only; progress has its own notification
+            if status == "completed" and token is not None and last_status != status:
+                await _finish_progress(connection, token, last_progress)
             if last_status is not None and status != last_status:
                 await connection.notify("notifications/tasks/status", legacy.task_fields(view))
             last_status = last[0] = status
@@ -113,6 +115,15 @@ async def _relay_changes(
                 await connection.notify("notifications/progress", params)
     except TaskNotFound:
         return
+
+
+async def _finish_progress(connection: Any, token: Any, last: Any) -> None:
+    """A completed task's progress reads 100 %: its last report (say 9 of 10, made before the
+    last step) would otherwise leave a client's bar short of the end."""
+    if last is None or last.total is None or last.current >= last.total:
+        return
+    params = {"progressToken": token, "progress": last.total, "total": last.total}
+    await connection.notify("notifications/progress", params)
 
 
 async def listen(
