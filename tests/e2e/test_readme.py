@@ -122,3 +122,21 @@ def test_the_server_command_serves_the_task_tools_over_stdio(copy: Path) -> None
     assert set(tools) >= TASK_TOOLS, sorted(tools)
     for name in TASK_TOOLS:
         assert tools[name]["execution"]["taskSupport"] == "optional", tools[name]
+
+
+def test_the_demo_command_runs_a_task_with_progress(copy: Path) -> None:
+    """The README's 30-second demo, verbatim: a task call with pushed progress from Python
+    (mcp_tasks.client), in a venv made by the README's own command."""
+    readme = (copy / "README.md").read_text()
+    section = readme.split("\n## 30-second demo\n", 1)[1].split("\n## ", 1)[0]
+    demo = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)[0].strip()
+    process = shell(demo, copy, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, err.decode(errors="replace")[-3000:]
+    assert json.loads(out.decode().strip().splitlines()[-1]) == {"result": 216816}
+    assert "completed" in err.decode(errors="replace")  # the progress display, on stderr
