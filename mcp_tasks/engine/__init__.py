@@ -14,7 +14,7 @@ from .errors import (
     UnknownFunction,
 )
 from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskFunction
-from .state import ExecutionState, Progress, Status, TaskError
+from .state import ExecutionState, Status, TaskError, TaskProgress
 from .worker import Worker
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "ExecutionState",
     "IndexPosition",
     "Perpetual",
-    "Progress",
     "Quota",
     "QuotaExceeded",
     "Retry",
@@ -36,6 +35,7 @@ __all__ = [
     "TaskError",
     "TaskFunction",
     "TaskNotFound",
+    "TaskProgress",
     "UnknownFunction",
     "Worker",
     "current_task",

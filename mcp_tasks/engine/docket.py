@@ -38,7 +38,7 @@ from .keys import GROUP, Keys, check_docket_name, check_task_key, is_task_key
 from .listing import IndexPosition
 from .scripts import Scripts
 from .serialization import from_json_text, to_json_text
-from .state import ExecutionState, Progress
+from .state import ExecutionState, TaskProgress
 
 Call = tuple[Sequence[Any], dict[str, Any]]
 T = TypeVar("T")
@@ -319,7 +319,7 @@ class Docket:
         self, key: str, current: float, total: float | None = None, message: str | None = None
     ) -> None:
         """Store a running task's progress and publish the change."""
-        progress = Progress(current=current, total=total, message=message)
+        progress = TaskProgress(current=current, total=total, message=message)
         await self._update(key, "progress", "", progress=progress.model_dump_json())
 
     async def _update(self, key: str, status: str, detail: str, **fields: Any) -> None:

@@ -16,7 +16,7 @@ from .clock import time_from_ms
 from .depth import read_depth
 from .docket import Docket
 from .keys import GROUP
-from .state import Progress, Status
+from .state import Status, TaskProgress
 
 
 class WorkerInfo(BaseModel):
@@ -117,7 +117,7 @@ class TaskSummary(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     when: datetime | None
-    progress: Progress | None
+    progress: TaskProgress | None
     errored: bool
     """Completed, with a result that reports an error (see ``TaskContext.mark_errored``)."""
 
@@ -168,7 +168,7 @@ async def summaries(docket: Docket, task_keys: list[str]) -> list[TaskSummary]:
                 started_at=time_from_ms(f["started"]),
                 finished_at=time_from_ms(f["finished"]) if state.terminal else None,
                 when=time_from_ms(f["when"]),
-                progress=Progress.model_validate_json(f["progress"]) if f["progress"] else None,
+                progress=TaskProgress.model_validate_json(f["progress"]) if f["progress"] else None,
                 errored=f["errored"] == b"1",
             )
         )

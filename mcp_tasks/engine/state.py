@@ -33,8 +33,8 @@ class Status(enum.StrEnum):
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
-class Progress(BaseModel):
-    """Progress a running task reported: ``current`` of ``total`` (if known), and a message."""
+class TaskProgress(BaseModel):
+    """The progress a running task reported: ``current`` of ``total`` (if known), and a message."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -68,7 +68,7 @@ class ExecutionState(BaseModel):
     when: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    progress: Progress | None = None
+    progress: TaskProgress | None = None
     result: Any = None
     error: TaskError | None = None
     cancel_requested: bool = False
@@ -98,7 +98,7 @@ class ExecutionState(BaseModel):
             when=time_from_ms(f.get("when")),
             started_at=time_from_ms(f.get("started")),
             finished_at=time_from_ms(f.get("finished")) if status.terminal else None,
-            progress=Progress.model_validate_json(f["progress"]) if "progress" in f else None,
+            progress=TaskProgress.model_validate_json(f["progress"]) if "progress" in f else None,
             result=from_json_text(codec.open(f["result"]))
             if status is Status.COMPLETED and "result" in f
             else None,

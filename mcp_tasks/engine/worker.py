@@ -22,23 +22,21 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.typing import StreamIdT
 
 from .aio import cancel_and_wait
 from .clock import now_ms, seconds
-from .connection import close_client
 from .docket import Docket
 from .events import RESYNC, Event
 from .functions import TaskFunction
 from .keys import GROUP
 from .runs import MAX_BATCH, Outcome, Run
 from .scripts import StartClaim
+from .work_reader import IDLE_BLOCK_MS, WorkReader, work_reader
 from .worker_runs import RunsMixin
 
 log = logging.getLogger("mcp_tasks.engine")
 
-IDLE_BLOCK_MS = 10_000
 
 __all__ = ["IDLE_BLOCK_MS", "Worker", "cancel_and_wait"]
 
@@ -85,15 +83,13 @@ class Worker(RunsMixin):
         self._runs: dict[str, Run] = {}
         self._slot_freed = asyncio.Event()
         self._starting = asyncio.Lock()
-        self._drained_at: asyncio.Event | None = None
-        """memory://: the work signal as it was before a read that emptied the stream."""
         self._schedule_changed = asyncio.Event()
         self._outcomes: list[Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._cancellers: set[asyncio.Task[None]] = set()
-        self._reader: Redis | None = None
+        self._reader: WorkReader | None = None
         self._background: list[asyncio.Task[None]] = []
         self._claimer: asyncio.Task[None] | None = None
         self._until_finished = False
@@ -119,12 +115,7 @@ class Worker(RunsMixin):
 
     async def start(self) -> None:
         docket = self.docket
-        if docket.backend.memory is None:
-            # Its reads block for up to IDLE_BLOCK_MS: the socket must wait longer than that,
-            # or every idle read would end in a client-side timeout and a reconnect.
-            self._reader = docket.backend.client(
-                max_connections=2, socket_timeout=IDLE_BLOCK_MS / 1000 + 10
-            )
+        self._reader = work_reader(docket.backend, docket.client, docket.keys, self.name)
         docket.hub.on_every_event(self._on_event)
         await docket.hub.start()
         # Join the group now, not at the first task claimed (an empty XREADGROUP creates no
@@ -181,7 +172,7 @@ class Worker(RunsMixin):
             await cancel_and_wait(task)
         self._background = []
         if self._reader is not None:
-            await close_client(self._reader)
+            await self._reader.close()
             self._reader = None
 
     def request_stop(self) -> None:
@@ -226,42 +217,19 @@ class Worker(RunsMixin):
             self._claimer = None
 
     async def _read(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        memory = self.docket.backend.memory
-        if memory is not None:
-            # fakeredis does not block: take the signal first, then look, then wait on it.
-            # Every XADD in this process notifies the signal, so after a read that found
-            # fewer entries than it asked for, nothing new is there until it fires: skip the
-            # look (each fakeredis XREADGROUP costs ~0.1 ms of this process's CPU).
-            signal = memory.signal.current()
-            drained, self._drained_at = self._drained_at is signal, None
-            if not drained:
-                entries = await self._xreadgroup(self.docket.client, count, None)
-                if entries:
-                    if len(entries) < count:
-                        self._drained_at = signal
-                    return entries
-            if self._until_finished and not self._runs and await self._finished():
-                return []
-            waits = [
-                asyncio.ensure_future(signal.wait()),
-                asyncio.ensure_future(self._stop_requested.wait()),
-            ]
-            if self._runs and self._until_finished:
-                # a run ending may be the last: look whether all is done (Redis: block=100)
-                self._slot_freed.clear()
-                waits.append(asyncio.ensure_future(self._slot_freed.wait()))
-            try:
-                await asyncio.wait(
-                    waits, timeout=IDLE_BLOCK_MS / 1000, return_when="FIRST_COMPLETED"
-                )
-            finally:
-                for w in waits:
-                    w.cancel()
-            return []
         assert self._reader is not None
-        block = 100 if self._until_finished else IDLE_BLOCK_MS
-        entries = await self._xreadgroup(self._reader, count, block)
-        return entries
+        slot_freed = None
+        if self._runs and self._until_finished:
+            # a run ending may be the last: look whether all is done
+            self._slot_freed.clear()
+            slot_freed = self._slot_freed
+        draining = self._until_finished and not self._runs
+        return await self._reader.read(
+            count,
+            stop=self._stop_requested,
+            slot_freed=slot_freed,
+            finished=self._finished if draining else None,
+        )
 
     async def _start_within_slots(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Start what there are slots for. The claim and maintenance loops both start tasks,
@@ -293,17 +261,6 @@ class Worker(RunsMixin):
         self._reclaim_cursor = first  # the next reclaim's scan starts at them
         log.debug("set %d task(s) aside: every slot is busy", len(aside))
         return entries[:free]
-
-    async def _xreadgroup(
-        self, client: Redis, count: int, block: int | None
-    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        reply = await client.xreadgroup(
-            GROUP, self.name, {self.docket.keys.stream: ">"}, count=count, block=block
-        )
-        if not reply:
-            return []
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]  # type: ignore[index,assignment]
-        return entries
 
     async def _finished(self) -> bool:
         if self._runs or self._outcomes:

@@ -11,7 +11,7 @@ import pytest
 
 from mcp_tasks.engine import Docket, Retry, Status, Worker, current_task
 from mcp_tasks.engine.inspection import newer_than, recent, summaries
-from mcp_tasks.engine.keys import RUN_BUCKETS_MS
+from mcp_tasks.engine.keys import GROUP, RUN_BUCKETS_MS
 from mcp_tasks.engine.scripts import source
 from mcp_tasks.engine.stats import read_stats
 from mcp_tasks.engine.worker import cancel_and_wait
@@ -129,7 +129,8 @@ async def test_a_task_taken_over_from_a_dead_worker_counts_as_redelivered(
     docket.register(job, name="job")
     execution = await docket.add(job)()
     ghost = Worker(docket, name="ghost", redelivery_timeout=0.2)
-    entries = await ghost._xreadgroup(docket.client, 1, None)
+    reply = await docket.client.xreadgroup(GROUP, "ghost", {docket.keys.stream: ">"}, count=1)
+    entries = reply[0][1]  # type: ignore[index]
     await ghost._start(entries)  # running on the ghost, which never finishes or renews it
     assert (await docket.get(execution.key)).status is Status.RUNNING  # type: ignore[union-attr]
     try:
