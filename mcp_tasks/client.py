@@ -17,12 +17,17 @@ that serves it, ours or another's::
 works: the server answers with a task, which the extension resolves by polling to the tool's
 ordinary result. ``tasks.call_tool`` returns the handle at once instead; ``tasks.handle(client,
 task_id)`` makes one later from a task id, on another connection too (detach and resume).
-This is the 2026-07-28 dialect only; a 2025-11-25 connection gets a ``RuntimeError``.
+The same calls work on a 2025-11-25 connection (SEP-1686): the task is created with
+``params.task``, read with ``tasks/get`` and, once it has ended, ``tasks/result``; its changes
+are polled there (``follow(push=True)`` falls back to polling: that dialect pushes
+``notifications/tasks/status`` only to a message handler of the client's own), and input is
+asked through the client's ``elicitation_handler`` while ``tasks/result`` waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -30,6 +35,7 @@ import mcp_types
 from fastmcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, NotificationBinding, ResultClaim
 from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from . import sdk
@@ -95,6 +101,12 @@ class TasksClient(ClientExtension):
         """Call ``name`` as a task and return its handle at once. A call the server runs
         inline instead is a ``RuntimeError``: the tool is not a task tool on that server, or
         the connection did not negotiate 2026-07-28."""
+        if client.protocol_version == LEGACY_VERSION:
+            params = {"name": name, "arguments": arguments or {}, "task": {}}
+            created = (await raw_request(client, "tools/call", params)).get("task")
+            if not isinstance(created, dict):
+                raise RuntimeError(f"tool {name!r} did not run as a task (declared task=True?)")
+            return TaskHandle(client, created["taskId"], created.get("pollInterval"), self)
         answer = await client.session.call_tool(name, arguments or {}, allow_claimed=True)
         if not isinstance(answer, CreatedTask):
             raise RuntimeError(
@@ -132,25 +144,56 @@ class TaskHandle:
         self.task_id = task_id
         self.poll_interval_ms = poll_interval_ms
         self.tasks = tasks
+        self.legacy = self.session.protocol_version == LEGACY_VERSION
+        """2025-11-25: tasks/get has no result; tasks/result gives it once the task ended."""
 
     async def _send(self, request: Any, result: type[Any]) -> Any:
         # The client stamps its capabilities, this extension's opt-in included, on each request.
         return await self.session.send_request(request, result)
 
     async def status(self) -> TaskState:
-        state: TaskState = await self._send(
-            GetTaskRequest(params=TaskIdParams(taskId=self.task_id)), TaskState
-        )
+        if self.legacy:
+            state = await self._legacy_status()
+        else:
+            state = await self._send(
+                GetTaskRequest(params=TaskIdParams(taskId=self.task_id)), TaskState
+            )
         if state.poll_interval_ms:
             self.poll_interval_ms = state.poll_interval_ms
         return state
 
+    async def _legacy_status(self) -> TaskState:
+        fields = await raw_request(self.session, "tasks/get", {"taskId": self.task_id})
+        state = TaskState.model_validate(
+            {**fields, "pollIntervalMs": fields.get("pollInterval")}, by_alias=True
+        )
+        if state.status == "input_required":
+            # The server asks its question on the tasks/result stream (the client's
+            # elicitation_handler answers it); tasks/result then waits for the end.
+            with contextlib.suppress(MCPError):
+                await raw_request(self.session, "tasks/result", {"taskId": self.task_id})
+            return await self._legacy_status()
+        if state.status in ("completed", "failed"):
+            try:  # what the call itself would have answered: the result, or its error
+                result = await raw_request(self.session, "tasks/result", {"taskId": self.task_id})
+                state.result = {k: v for k, v in result.items() if k != "_meta"}
+            except MCPError as exc:
+                state.error = {"code": exc.error.code, "message": exc.error.message}
+        return state
+
     async def cancel(self) -> None:
         """Ask the server to cancel; the task's own status then says how it ended."""
+        if self.legacy:
+            with contextlib.suppress(MCPError):  # -32602 when it had ended already
+                await raw_request(self.session, "tasks/cancel", {"taskId": self.task_id})
+            return
         await self._send(CancelTaskRequest(params=TaskIdParams(taskId=self.task_id)), Ack)
 
     async def answer(self, responses: dict[str, Any]) -> None:
-        """Answer open input requests (``tasks/update``), keyed by their ids."""
+        """Answer open input requests (``tasks/update``), keyed by their ids. (2025-11-25
+        asks the client's ``elicitation_handler`` instead, while ``tasks/result`` waits.)"""
+        if self.legacy:
+            raise RuntimeError("2025-11-25 input goes to the client's elicitation_handler")
         params = UpdateParams(taskId=self.task_id, inputResponses=responses)
         await self._send(UpdateTaskRequest(params=params), Ack)
 
@@ -158,7 +201,7 @@ class TaskHandle:
         """Each new state until the task has ended: pushed through ``subscriptions/listen``
         when the server offers it (and ``TasksClient`` is on the client), else polled at the
         server's ``pollIntervalMs``."""
-        if push and self.tasks is not None:
+        if push and self.tasks is not None and not self.legacy:
             async for state in self._pushed():
                 yield state
             return

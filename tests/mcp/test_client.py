@@ -1,15 +1,16 @@
-"""``mcp_tasks.client`` against our server (2026-07-28), in-process, on every backend.
+"""``mcp_tasks.client`` against our server, in-process, on every backend, in both dialects.
 
-What a Python caller relies on: a handle at once, changes pushed or polled until the end,
-the tool's own result, cancel, input answered with ``tasks/update``, a handle resumed from
-its id on another connection, and a plain ``call_tool`` of a task tool still answering the
-tool's result. A 2025-11-25 connection is told plainly that this client does not speak it.
+What a Python caller relies on: a handle at once, changes followed until the end (pushed in
+2026-07-28, polled in 2025-11-25), the tool's own result, cancel, input answered
+(``tasks/update`` in 2026, the elicitation handler in 2025), a handle resumed from its id on
+another connection, and a plain ``call_tool`` of a task tool still answering the tool's result.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from fastmcp import Client, Context, FastMCP
@@ -47,16 +48,20 @@ async def server(url: str, docket_name: str) -> AsyncIterator[FastMCP]:
     await purge(url, docket_name)
 
 
-async def test_push_poll_and_plain_calls_end_with_the_tools_result(server: FastMCP) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_follow_poll_and_plain_calls_end_with_the_tools_result(
+    server: FastMCP, mode: str
+) -> None:
     tasks = TasksClient()
-    async with Client(server, extensions=[tasks]) as client:
-        assert client.protocol_version == "2026-07-28"
+    async with Client(server, extensions=[tasks], mode=mode) as client:  # type: ignore[arg-type]
+        assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
         pushed = await tasks.call_tool(client, "steps", {"n": 5})
         seen = [state async for state in pushed.follow()]
         assert seen[-1].status == "completed"
         assert seen[-1].result is not None
         assert seen[-1].result["structuredContent"] == {"result": 5}
-        assert {s.status_message for s in seen[:-1]} >= {"step 4"}
+        if mode == "auto":  # pushed: every change; polled: what each poll found
+            assert {s.status_message for s in seen[:-1]} >= {"step 4"}
 
         polled = await tasks.call_tool(client, "steps", {"n": 2})
         final = await polled.wait(push=False)
@@ -66,16 +71,21 @@ async def test_push_poll_and_plain_calls_end_with_the_tools_result(server: FastM
         assert plain.data == 3
 
 
-async def test_cancel_input_and_resume_on_another_connection(server: FastMCP) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_cancel_input_and_resume_on_another_connection(server: FastMCP, mode: str) -> None:
+    async def yes(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        return {"value": True}  # the 2025-11-25 way: asked while tasks/result waits
+
     tasks = TasksClient()
-    async with Client(server, extensions=[tasks]) as client:
+    options: dict[str, Any] = {"extensions": [tasks], "mode": mode, "elicitation_handler": yes}
+    async with Client(server, **options) as client:
         hanging = await tasks.call_tool(client, "hang")
         await hanging.cancel()
         assert (await hanging.wait()).status == "cancelled"
 
         asking = await tasks.call_tool(client, "confirm")
         async for state in asking.follow():
-            if state.status == "input_required":
+            if state.status == "input_required" and mode == "auto":
                 assert state.input_requests is not None
                 (question,) = state.input_requests
                 await asking.answer({question: {"action": "accept", "content": {"value": True}}})
@@ -86,14 +96,6 @@ async def test_cancel_input_and_resume_on_another_connection(server: FastMCP) ->
 
         later = await tasks.call_tool(client, "steps", {"n": 3})
     other = TasksClient()
-    async with Client(server, extensions=[other]) as again:
+    async with Client(server, extensions=[other], mode=mode) as again:  # type: ignore[arg-type]
         resumed = await other.handle(again, later.task_id).wait()
         assert resumed.status == "completed"
-
-
-async def test_a_2025_connection_is_refused_plainly(server: FastMCP) -> None:
-    tasks = TasksClient()
-    async with Client(server, extensions=[tasks], mode="legacy") as client:
-        assert client.protocol_version == "2025-11-25"
-        with pytest.raises(RuntimeError, match="did not run as a task"):
-            await tasks.call_tool(client, "steps", {"n": 1})
