@@ -50,6 +50,7 @@ MCP_LAYER = {
     "test_sdk_seam",
     "test_server_entrypoint",
     "test_typescript_client",
+    "test_wire_fuzz",
 }
 """The modules that exercise fastmcp and mcp themselves: scripts/test runs them again on the
 oldest supported fastmcp (``-m mcp_layer`` in .venv-oldest)."""

@@ -1,10 +1,11 @@
-"""The server the wire fuzzer drives: ``fastmcp run tests/fuzz_server.py`` (HTTP or stdio).
+"""The server the wire fuzzer drives (``fastmcp run tests/processes/fuzz_server.py``, HTTP
+or stdio).
 
-Task tools that finish at once (``quick``, ``echo``), one that waits 30 s (``gated``), one that
-asks for input (``confirm``), one that raises (``broken``), a task-only one (``only_task``)
-and a plain one (``plain``). The docket comes from ``MCP_TASKS_URL`` / ``MCP_TASKS_NAME``.
-With ``FUZZ_AUTH=1`` callers need a bearer token: ``alice-token`` or ``bob-token`` (two
-principals of two client apps).
+Task tools that finish at once (``quick``, ``echo``), one that waits (``gated``, 30 s unless
+told), one that asks for input (``confirm``), one that raises (``broken``), a task-only one
+(``only_task``) and a plain one (``plain``). The docket comes from ``MCP_TASKS_URL`` and
+``MCP_TASKS_NAME``. With ``FUZZ_AUTH=1`` callers need a bearer token: ``alice-token`` or
+``bob-token`` (two principals of two client apps).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ if os.environ.get("FUZZ_AUTH") == "1":
     auth = StaticTokenVerifier(TOKENS)
 
 mcp = FastMCP("fuzz", auth=auth)
-mcp.add_extension(Tasks())
+# Slow and waiting tasks pile up while fuzzing: enough worker slots that a quick task never
+# queues behind them.
+mcp.add_extension(Tasks(concurrency=500))
 
 
 @mcp.tool(task=True)
@@ -49,9 +52,9 @@ async def echo(value: Any = None) -> str:
 
 
 @mcp.tool(task=True)
-async def gated(ctx: Context) -> str:
+async def gated(ctx: Context, seconds: float = 30) -> str:
     await ctx.report_progress(0, 1, "waiting")
-    await asyncio.sleep(30)
+    await asyncio.sleep(min(max(seconds, 0), 3600))
     return "through"
 
 
