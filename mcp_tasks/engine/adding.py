@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from . import tracing
+from . import clock, tracing
 from .clock import now_ms
 from .connection import Backend
 from .errors import QuotaExceeded
@@ -129,7 +129,7 @@ def due_ms(when: datetime | None, delay: timedelta | float | None) -> int:
     if when is not None and delay is not None:
         raise ValueError("give when= or delay=, not both")
     if delay is not None:
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        seconds = clock.seconds(delay)
         if seconds < 0:
             raise ValueError(f"delay may not be negative (got {seconds}s)")
         return now_ms() + int(seconds * 1000) if seconds > 0 else 0
@@ -143,7 +143,7 @@ def due_ms(when: datetime | None, delay: timedelta | float | None) -> int:
 def ttl_ms_of(ttl: timedelta | float | None) -> str:
     if ttl is None:
         return ""
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
+    seconds = clock.seconds(ttl)
     if seconds <= 0:
         raise ValueError(f"ttl must be positive (got {seconds}s)")
     return str(round(seconds * 1000))

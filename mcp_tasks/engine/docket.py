@@ -16,7 +16,7 @@ import anyio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import adding, listing, tracing
+from . import adding, clock, listing, tracing
 from .adding import (
     Execution,
     Row,
@@ -68,7 +68,7 @@ class Docket:
         self.backend: Backend = parse_url(url)
         self.url = url
         self.keys = Keys(self.name)
-        ttl = result_ttl.total_seconds() if isinstance(result_ttl, timedelta) else result_ttl
+        ttl = clock.seconds(result_ttl)
         if ttl <= 0:
             raise ValueError("result_ttl must be positive")
         self.result_ttl_ms = int(ttl * 1000)

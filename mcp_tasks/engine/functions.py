@@ -18,6 +18,7 @@ import anyio.to_thread
 from cronsim import CronSim, CronSimError
 from pydantic import ConfigDict, validate_call
 
+from . import clock
 from .errors import SerializationError
 from .serialization import from_json_text, to_json_text
 
@@ -25,7 +26,8 @@ TaskCallable = Callable[..., Any]
 
 
 def _seconds(value: timedelta | float | int, what: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    """A non-negative duration in seconds (``what`` names it in the error)."""
+    seconds = clock.seconds(value)
     if seconds < 0:
         raise ValueError(f"{what} may not be negative (got {seconds}s)")
     return seconds
