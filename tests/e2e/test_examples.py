@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.node import node_with
 from tests.helpers.servers import ROOT, http_server
 
 EXAMPLES = ROOT / "examples"
@@ -136,12 +136,7 @@ def test_legacy_client_over_http_ctrl_c_cancels_the_task(url: str) -> None:
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: the TypeScript example needs Node.js >= 20")
-    if not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        pytest.fail("run: npm ci --prefix examples/typescript", pytrace=False)
-    return node
+    return node_with(TS_DIR, "sdk")
 
 
 def test_typescript_client_runs_a_task_to_its_result(url: str) -> None:

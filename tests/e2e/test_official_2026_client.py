@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.dockets import purge
+from tests.helpers.node import node_with
 from tests.helpers.servers import ROOT, http_server
 
 TS_DIR = ROOT / "tests" / "ts2026"
@@ -33,16 +33,7 @@ CLIENT_TIMEOUT = 90
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: this interop test needs Node.js >= 20", pytrace=False)
-    for package in ("ext-tasks", "client"):
-        if not (TS_DIR / "node_modules" / "@modelcontextprotocol" / package).is_dir():
-            pytest.fail(
-                "tests/ts2026/node_modules is missing: run: npm ci --prefix tests/ts2026",
-                pytrace=False,
-            )
-    return node
+    return node_with(TS_DIR, "ext-tasks", "client")
 
 
 def _run_client(node: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,12 +10,12 @@ summary line. Needs ``node`` and ``npm ci --prefix tests/ts``; it fails (never s
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
 
+from tests.helpers.node import node_with
 from tests.helpers.servers import ROOT, http_server
 
 TS_DIR = ROOT / "tests" / "ts"
@@ -23,14 +23,7 @@ CLIENT_TIMEOUT = 60
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: this interop test needs Node.js >= 20", pytrace=False)
-    if not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        pytest.fail(
-            "tests/ts/node_modules is missing: run: npm ci --prefix tests/ts", pytrace=False
-        )
-    return node
+    return node_with(TS_DIR, "sdk")
 
 
 def test_typescript_sdk_drives_legacy_tasks() -> None:
