@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from .keys import GROUP, Keys
 
@@ -52,7 +53,10 @@ async def read_depth(docket: Store) -> QueueDepth:
     """A handful of commands, independent of the number of tasks."""
     keys, client = docket.keys, docket.client
     length = int(await client.xlen(keys.stream))
-    groups: list[dict[str, Any]] = await client.xinfo_groups(keys.stream)
+    try:
+        groups: list[dict[str, Any]] = await client.xinfo_groups(keys.stream)
+    except ResponseError:  # no stream at all (purged, or Redis lost its data): empty
+        groups = []
     group = next((g for g in groups if _text(g.get("name")) == GROUP), {})
     running = int(group.get("pending", 0) or 0)
     # Finished entries are deleted from the stream, so it holds exactly the entries no

@@ -320,7 +320,7 @@ class Docket:
     ) -> None:
         """Store a running task's progress and publish the change."""
         progress = TaskProgress(current=current, total=total, message=message)
-        await self._update(key, "progress", "", progress=progress.model_dump_json())
+        await self._update(key, "progress", "", progress=to_json_text(progress.model_dump()))
 
     async def _update(self, key: str, status: str, detail: str, **fields: Any) -> None:
         """Set fields of a task's hash and publish the change, in one script."""

@@ -16,6 +16,7 @@ from .clock import time_from_ms
 from .depth import read_depth
 from .docket import Docket
 from .keys import GROUP
+from .serialization import from_json_text
 from .state import Status, TaskProgress
 
 
@@ -168,7 +169,9 @@ async def summaries(docket: Docket, task_keys: list[str]) -> list[TaskSummary]:
                 started_at=time_from_ms(f["started"]),
                 finished_at=time_from_ms(f["finished"]) if state.terminal else None,
                 when=time_from_ms(f["when"]),
-                progress=TaskProgress.model_validate_json(f["progress"]) if f["progress"] else None,
+                progress=TaskProgress.model_validate(from_json_text(f["progress"]))
+                if f["progress"]
+                else None,
                 errored=f["errored"] == b"1",
             )
         )

@@ -98,11 +98,15 @@ class ExecutionState(BaseModel):
             when=time_from_ms(f.get("when")),
             started_at=time_from_ms(f.get("started")),
             finished_at=time_from_ms(f.get("finished")) if status.terminal else None,
-            progress=TaskProgress.model_validate_json(f["progress"]) if "progress" in f else None,
+            progress=TaskProgress.model_validate(from_json_text(f["progress"]))
+            if "progress" in f
+            else None,
             result=from_json_text(codec.open(f["result"]))
             if status is Status.COMPLETED and "result" in f
             else None,
-            error=TaskError.model_validate_json(codec.open(f["error"])) if f.get("error") else None,
+            error=TaskError.model_validate(from_json_text(codec.open(f["error"])))
+            if f.get("error")
+            else None,
             cancel_requested=f.get("cancel") == b"1",
             meta=from_json_text(f["meta"]) if f.get("meta") else {},
             questions={

@@ -23,6 +23,7 @@ from .errors import SerializationError
 from .functions import TaskFunction
 from .runs import COUNTERS, MAX_BATCH, Outcome, Run
 from .scripts import FinishRow
+from .serialization import to_json_text
 from .state import TaskError
 from .worker_upkeep import UpkeepMixin
 
@@ -94,11 +95,13 @@ class RunsMixin(UpkeepMixin):
     def _failure(self, run: Run, exc: BaseException) -> Outcome:
         if isinstance(exc, TimeoutError) and run.function and run.function.timeout:
             exc = TimeoutError(f"task exceeded its timeout of {run.function.timeout:g}s")
-        error = TaskError(
-            type=type(exc).__name__,
-            message=str(exc) or type(exc).__name__,
-            traceback="".join(traceback.format_exception(exc))[-4000:],
-        ).model_dump_json()
+        error = to_json_text(  # the message may quote an argument: lone surrogates and all
+            TaskError(
+                type=type(exc).__name__,
+                message=str(exc) or type(exc).__name__,
+                traceback="".join(traceback.format_exception(exc))[-4000:],
+            ).model_dump()
+        )
         error_data = self.docket.codec.seal(error)
         function = run.function
         if (

@@ -358,3 +358,21 @@ async def test_an_index_nobody_lists_stays_near_its_live_tasks(docket: Docket) -
     assert 55 <= size <= 110
     live = {k.decode() for k in await docket.client.zrange(docket.keys.index("alice"), 0, -1)}
     assert set(previous) <= live  # a live task is never dropped
+
+
+async def test_lone_surrogates_round_trip_through_errors_and_progress(docket: Docket) -> None:
+    """A lone surrogate is valid JSON and a valid ``str``: an argument may carry one into
+    an error message or a progress message, which must be stored and read back as is
+    (pydantic's own JSON refuses them; a failed run must still be recorded)."""
+
+    async def quoting(value: str) -> None:
+        await current_task().report_progress(1, 2, f"at {value}")
+        raise ValueError(f"bad value {value}")
+
+    docket.register(quoting)
+    execution = await docket.add(quoting)("a\ud800b")
+    async with running(Worker(docket)):
+        final = await docket.wait(execution.key, timeout=10)
+    assert final.status is Status.FAILED
+    assert final.error is not None and final.error.message == "bad value a\ud800b"
+    assert final.progress is not None and final.progress.message == "at a\ud800b"
