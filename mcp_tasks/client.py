@@ -52,6 +52,10 @@ from .protocol.requests import (
 DEFAULT_POLL_SECONDS = 1.0
 
 
+class ListenRefused(Exception):
+    """The server refused ``subscriptions/listen`` (it has no push): poll instead."""
+
+
 class TasksClient(ClientExtension):
     """The client half of ``io.modelcontextprotocol/tasks``: opt in, and turn the server's
     ``notifications/tasks`` into :meth:`TaskHandle.follow` events."""
@@ -167,12 +171,17 @@ class TaskHandle:
         state = TaskState.model_validate(
             {**fields, "pollIntervalMs": fields.get("pollInterval")}, by_alias=True
         )
-        if state.status == "input_required":
+        while state.status == "input_required":
             # The server asks its question on the tasks/result stream (the client's
             # elicitation_handler answers it); tasks/result then waits for the end.
-            with contextlib.suppress(MCPError):
+            try:
                 await raw_request(self.session, "tasks/result", {"taskId": self.task_id})
-            return await self._legacy_status()
+            except MCPError:
+                await asyncio.sleep((self.poll_interval_ms or DEFAULT_POLL_SECONDS * 1000) / 1000)
+            fields = await raw_request(self.session, "tasks/get", {"taskId": self.task_id})
+            state = TaskState.model_validate(
+                {**fields, "pollIntervalMs": fields.get("pollInterval")}, by_alias=True
+            )
         if state.status in ("completed", "failed"):
             try:  # what the call itself would have answered: the result, or its error
                 result = await raw_request(self.session, "tasks/result", {"taskId": self.task_id})
@@ -202,9 +211,12 @@ class TaskHandle:
         when the server offers it (and ``TasksClient`` is on the client), else polled at the
         server's ``pollIntervalMs``."""
         if push and self.tasks is not None and not self.legacy:
-            async for state in self._pushed():
-                yield state
-            return
+            try:
+                async for state in self._pushed():
+                    yield state
+                return
+            except ListenRefused:
+                pass  # a server without push: poll it
         last: TaskState | None = None
         while True:
             state = await self.status()
@@ -228,24 +240,31 @@ class TaskHandle:
         stream = asyncio.create_task(
             self.session.send_request(listen, mcp_types.SubscriptionsListenResult)
         )
+        getting: asyncio.Task[TaskState] | None = None
+        seen = False
         try:
             while True:
                 getting = asyncio.create_task(queue.get())
                 await asyncio.wait([getting, stream], return_when=asyncio.FIRST_COMPLETED)
                 if not getting.done():
                     getting.cancel()
-                    stream.result()  # a refused listen raises here
+                    if stream.exception() is not None and not seen:
+                        raise ListenRefused from stream.exception()
+                    stream.result()  # a listen that failed after it began raises here
                     state = await self.status()  # the stream ended: the task has ended
                     yield state
                     if state.terminal:
                         return
                     raise RuntimeError("the server ended subscriptions/listen early")
                 state = getting.result()
+                seen = True
                 yield state
                 if state.terminal:
                     return
         finally:
             stream.cancel()
+            if getting is not None:
+                getting.cancel()
             self.tasks.unsubscribe(self.task_id, queue)
 
     async def wait(self, *, push: bool = True) -> TaskState:

@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 from fastmcp import Client, Context, FastMCP
+from mcp.shared.exceptions import MCPError
+from mcp_types import METHOD_NOT_FOUND
 
 from mcp_tasks import Tasks
 from mcp_tasks.client import TasksClient
+from mcp_tasks.server import push
 from tests.helpers.dockets import purge
 
 pytestmark = pytest.mark.anyio
@@ -99,3 +102,19 @@ async def test_cancel_input_and_resume_on_another_connection(server: FastMCP, mo
     async with Client(server, extensions=[other], mode=mode) as again:  # type: ignore[arg-type]
         resumed = await other.handle(again, later.task_id).wait()
         assert resumed.status == "completed"
+
+
+async def test_follow_polls_a_server_that_has_no_push(
+    server: FastMCP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without ``subscriptions/listen`` (fastmcp-tasks' has none): polled."""
+
+    async def no_listen(*args: Any) -> Any:
+        raise MCPError(code=METHOD_NOT_FOUND, message="Method not found")
+
+    monkeypatch.setattr(push, "listen", no_listen)
+    tasks = TasksClient()
+    async with Client(server, extensions=[tasks]) as client:
+        task = await tasks.call_tool(client, "steps", {"n": 2})
+        seen = [state.status async for state in task.follow()]
+    assert seen[-1] == "completed"
