@@ -13,15 +13,13 @@ deployment's own names with ``FASTMCP_HTTP_ALLOWED_HOSTS`` / ``FASTMCP_HTTP_ALLO
 
 from __future__ import annotations
 
-import os
-
 import fastmcp
 from fastmcp import FastMCP
 
 import tools
 from mcp_tasks import Tasks, __version__
 
-if "FASTMCP_HTTP_HOST_ORIGIN_PROTECTION" not in os.environ:
+if "http_host_origin_protection" not in fastmcp.settings.model_fields_set:  # env or .env
     fastmcp.settings.http_host_origin_protection = True  # every request, whatever the bind
 
 mcp = FastMCP("mcp-tasks", version=__version__)  # serverInfo.version: ours, not fastmcp's

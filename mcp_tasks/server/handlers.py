@@ -8,6 +8,7 @@ engine or store exception is translated by the request gate before it reaches th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,10 +79,15 @@ async def cancel(service: TaskService, ctx: Ctx, params: TaskIdParams) -> Any:
     if not legacy_dialect:
         return {}
     # The legacy dialect answers with the task, cancelled before the reply: a running
-    # task's worker stops it within milliseconds, so wait for that (briefly).
+    # task's worker stops it within milliseconds, so wait for that (briefly). A worker that
+    # is gone records it only after redelivery; the accepted cancel decides the outcome
+    # all the same (finish.lua), so the reply says so.
     with contextlib.suppress(TimeoutError):
         await service.docket.wait(params.task_id, timeout=5)
-    return legacy.task_fields(await service.load(params.task_id, view.owner))
+    ended = await service.load(params.task_id, view.owner)
+    if ended.status not in TERMINAL:
+        ended = dataclasses.replace(ended, status="cancelled", status_message=None)
+    return legacy.task_fields(ended)
 
 
 async def update(service: TaskService, ctx: Ctx, params: UpdateParams) -> Any:
