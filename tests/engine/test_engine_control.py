@@ -178,14 +178,17 @@ async def test_live_worker_keeps_its_long_task(docket: Docket) -> None:
     async def long_job() -> None:
         starts.append(current_task().key)
         started.set()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.5)
 
+    # 2.5 s of work, 0.8 s of redelivery timeout: the lease is renewed every 0.2 s, so only
+    # an event-loop stall of 0.6 s (not the 0.23 s a 0.3 s timeout allowed, which a loaded
+    # CI machine once reached) would let the other worker take the task.
     docket.register(long_job)
     execution = await docket.add(long_job)()
-    holder = Worker(docket, redelivery_timeout=0.3)
+    holder = Worker(docket, redelivery_timeout=0.8)
     async with running(holder):
         await asyncio.wait_for(started.wait(), 10)
-        async with running(Worker(docket, redelivery_timeout=0.3)):
+        async with running(Worker(docket, redelivery_timeout=0.8)):
             final = await docket.wait(execution.key, timeout=10)
     assert final.status is Status.COMPLETED and final.attempt == 1
     assert starts == [execution.key]
