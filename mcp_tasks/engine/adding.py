@@ -7,6 +7,7 @@ script and turns the script's answers into :class:`Execution` s or a quota's ref
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 from . import clock, tracing
 from .clock import now_ms
 from .connection import Backend
-from .errors import QuotaExceeded
+from .errors import QuotaExceeded, ReplicasBehind
 from .functions import Quota
 from .scripts import EnqueueRow, QuotaCaps, Scripts
 from .serialization import from_json_text, to_json_text
@@ -97,7 +98,19 @@ async def enqueue(
         )
         for row in rows
     ]
-    answers = await docket.scripts.enqueue(now, docket.keep_recent, caps, script_rows)
+    try:
+        answers = await docket.scripts.enqueue(now, docket.keep_recent, caps, script_rows)
+    except ReplicasBehind as exc:
+        # Replicas did not confirm the new tasks: their creator gets this error, not their
+        # keys, so they are withdrawn (cancelled; a worker may already have started one in
+        # the time WAIT took, as with any call whose answer was lost). Best effort: the
+        # primary may be on its way out, and a task lost with it was promised to nobody.
+        for row, (created, _status, _wait) in zip(rows, exc.answer, strict=True):
+            if created:
+                with contextlib.suppress(Exception):
+                    ttl = docket.result_ttl_ms
+                    await docket.scripts.cancel(row.key, now_ms(), ttl, confirm=False)
+        raise
     results = []
     queued = False
     refusal: QuotaExceeded | None = None

@@ -36,7 +36,7 @@ from .events import EventHub
 from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskCallable, TaskFunction
 from .keys import GROUP, Keys, check_docket_name, check_task_key, is_task_key
 from .listing import IndexPosition
-from .scripts import Scripts
+from .scripts import Replication, Scripts
 from .serialization import from_json_text, to_json_text
 from .state import ExecutionState, TaskProgress
 
@@ -56,6 +56,8 @@ class Docket:
         max_connections: int = 64,
         codec: Codec | None = None,
         keep_recent: int = 1000,
+        min_replicas: int = 0,
+        replica_timeout: timedelta | float = 1.0,
     ) -> None:
         self.name = check_docket_name(name)
         if keep_recent < 0:
@@ -67,6 +69,15 @@ class Docket:
         :mod:`.codec`); by default with the key in ``MCP_TASKS_ENCRYPTION_KEY``, if any."""
         self.backend: Backend = parse_url(url)
         self.url = url
+        self.replication: Replication | None = None
+        """With ``min_replicas``: how many Redis replicas must confirm a task's creation, its
+        terminal state, a cancellation and an answered question before anyone is told, and
+        how long to wait for them (see :mod:`.scripts`). Off (None) by default: Redis
+        replicates asynchronously, so a failover can lose the latest writes."""
+        if min_replicas:
+            if self.backend.is_memory:
+                raise ValueError("min_replicas needs a Redis with replicas; memory:// has none")
+            self.replication = Replication(min_replicas, clock.seconds(replica_timeout))
         self.keys = Keys(self.name)
         ttl = clock.seconds(result_ttl)
         if ttl <= 0:
@@ -104,7 +115,7 @@ class Docket:
             await close_client(client)
             raise
         self._client = client
-        self._scripts = Scripts(client, self.keys)
+        self._scripts = Scripts(client, self.keys, self.replication)
         self._hub = EventHub(client, self.keys.events)
 
     async def close(self) -> None:

@@ -1,5 +1,7 @@
 """Errors the docket raises to its callers."""
 
+from typing import Any
+
 
 class DocketError(Exception):
     """Base class of the docket's own errors."""
@@ -43,3 +45,20 @@ class QuotaExceeded(DocketError):
         else:
             text = f"at most {limit} unfinished tasks are allowed at a time"
         super().__init__(text)
+
+
+class ReplicasBehind(DocketError):
+    """A state change was not confirmed by enough replicas in time (``min_replicas``).
+
+    The change is on the primary, which may still fail before any replica has it; the
+    docket never hands out a task it could not confirm (see :class:`~.docket.Docket`).
+    """
+
+    def __init__(self, wanted: int, confirmed: int, timeout: float, answer: Any = None) -> None:
+        self.wanted, self.confirmed, self.timeout = wanted, confirmed, timeout
+        self.answer = answer
+        """What the script answered on the primary."""
+        super().__init__(
+            f"only {confirmed} of the {wanted} Redis replica(s) required confirmed the change "
+            f"within {timeout:g}s"
+        )

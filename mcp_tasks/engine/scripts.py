@@ -10,10 +10,18 @@ A script's text is: a preamble generated from :mod:`.keys` (``run_key``, ``limit
 prefix, and they get the layout from its one home), then ``common.lua`` (helpers; Redis
 scripts cannot include one another), then the script itself. redis-py runs them with
 EVALSHA and falls back to EVAL on NOSCRIPT.
+
+With ``min_replicas`` (:class:`Replication`) the scripts whose outcome a client is told about
+(enqueue, finish, cancel, answer) run in a *held* variant: the same body, but its event
+message comes back with its answer instead of being published. The wrapper sends the script
+and a ``WAIT`` in one pipeline — WAIT counts the replicas that have every write made *on its
+own connection*, so it must follow the script on the same one — and publishes the message
+only once enough replicas confirmed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -22,7 +30,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
+from .errors import ReplicasBehind
 from .keys import GROUP, LIMIT, RUN, RUN_BUCKETS_MS, WAITING, Keys
 
 NAMES = (
@@ -38,8 +48,16 @@ NAMES = (
 )
 
 
-def preamble() -> str:
-    """Lua definitions generated from keys.py: the key names scripts derive themselves."""
+HELD = ("enqueue", "finish", "cancel", "answer")
+"""The scripts whose outcome a client is told about: with min_replicas, replicas confirm them."""
+
+PUBLISH_AT_ONCE = "local function emit(channel, text) redis.call('PUBLISH', channel, text) end"
+HOLD_BACK = "local HELD = {}\nlocal function emit(channel, text) HELD[#HELD + 1] = text end"
+
+
+def preamble(*, held: bool = False) -> str:
+    """Lua definitions generated from keys.py (the key names scripts derive themselves), and
+    ``emit``, which publishes an event message at once or holds it back (``held``)."""
     buckets = ", ".join(str(bound) for bound in RUN_BUCKETS_MS)
     return "\n".join(
         [
@@ -48,17 +66,39 @@ def preamble() -> str:
             f"local function limit_key(prefix, name) return prefix .. '{LIMIT}' .. name end",
             f"local function waiting_key(prefix, name) return prefix .. '{WAITING}' .. name end",
             f"local RUN_BUCKETS_MS = {{{buckets}}}",
+            HOLD_BACK if held else PUBLISH_AT_ONCE,
         ]
     )
 
 
 @cache
-def source(name: str) -> str:
-    """The full text of one script: generated preamble, helpers, body."""
+def source(name: str, *, held: bool = False) -> str:
+    """The full text of one script: generated preamble, helpers, body. The held variant runs
+    the body as a function and answers ``{held event messages, the body's answer}``."""
     folder = resources.files(__package__).joinpath("lua")
     common = folder.joinpath("common.lua").read_text(encoding="utf-8")
     body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return f"{preamble()}\n{common}\n{body}"
+    if held:
+        body = (
+            f"local function body()\n{body}\nend\n"
+            "local answer = body()\n"
+            "return {table.concat(HELD, '\\n'), answer}"
+        )
+    return f"{preamble(held=held)}\n{common}\n{body}"
+
+
+@dataclass(frozen=True)
+class Replication:
+    """``min_replicas`` replicas must confirm a held script's writes within ``timeout`` s."""
+
+    min_replicas: int
+    timeout: float
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 1:
+            raise ValueError("min_replicas must be at least 1 (0 turns confirmation off)")
+        if not self.timeout > 0:
+            raise ValueError("replica_timeout must be positive")
 
 
 @dataclass(frozen=True)
@@ -125,14 +165,61 @@ class FinishRow:
 class Scripts:
     """The scripts bound to one Redis client and one docket's keys."""
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
+    def __init__(self, client: Redis, keys: Keys, replication: Replication | None = None) -> None:
         self.keys = keys
+        self.replication = replication
+        self._client = client
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in NAMES
         }
+        self._held = {name: source(name, held=True) for name in HELD}
+        self._held_sha = {
+            name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+            for name, text in self._held.items()
+        }
 
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def _run(
+        self, name: str, keys: list[str], args: list[Any], *, confirm: bool = True
+    ) -> Any:
+        if confirm and self.replication is not None and name in self._held:
+            return await self._run_confirmed(name, keys, args, self.replication)
         return await self._scripts[name](keys=keys, args=args)
+
+    async def _run_confirmed(
+        self, name: str, keys: list[str], args: list[Any], replication: Replication
+    ) -> Any:
+        """Run the held variant and WAIT on the same connection, then publish its event
+        message: nobody hears of the change before ``min_replicas`` confirmed it, or before
+        the timeout passed, when :class:`ReplicasBehind` (carrying the script's answer) tells
+        the caller. The change then stands on the primary; the caller decides what it means."""
+        timeout_ms = max(int(replication.timeout * 1000), 1)
+        # On a cluster, WAIT has no key to route by: send it to the node of the script's keys,
+        # and the cluster pipeline sends both on that node's one connection.
+        node = getattr(self._client, "get_node_from_key", None)
+        where = {"target_nodes": node(keys[0])} if node is not None else {}
+        for _ in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            # (execute_command: the cluster pipeline refuses its evalsha() method.)
+            pipe.execute_command("EVALSHA", self._held_sha[name], len(keys), *keys, *args)
+            pipe.execute_command("WAIT", replication.min_replicas, timeout_ms, **where)
+            ran, confirmed = await pipe.execute(raise_on_error=False)
+            if isinstance(ran, NoScriptError):
+                # A new primary after a failover has an empty script cache; the script did
+                # not run, so loading it and running it again is safe.
+                await self._client.script_load(self._held[name])
+                continue
+            for outcome in (ran, confirmed):
+                if isinstance(outcome, Exception):
+                    raise outcome
+            held, answer = [*ran, None][:2]
+            if held:
+                await self._client.publish(self.keys.events, held)
+            if int(confirmed) < replication.min_replicas:
+                raise ReplicasBehind(
+                    replication.min_replicas, int(confirmed), replication.timeout, answer
+                )
+            return answer
+        raise NoScriptError(f"the {name} script could not be loaded")
 
     async def enqueue(
         self, now_ms: int, keep_recent: int, quota: QuotaCaps | None, rows: Sequence[EnqueueRow]
@@ -153,7 +240,15 @@ class Scripts:
             keys += [run, k.index(row.index) if row.index else run]
             args += [row.key, row.mode, max(row.due_ms, 0), row.function, row.call, row.meta]
             args += [row.ttl_ms, row.index_ttl_ms, row.label]
-        answers = await self._run("enqueue", keys, args)
+        try:
+            answers = await self._run("enqueue", keys, args)
+        except ReplicasBehind as exc:
+            exc.answer = self._enqueue_answers(exc.answer)
+            raise
+        return self._enqueue_answers(answers)
+
+    @staticmethod
+    def _enqueue_answers(answers: Any) -> list[tuple[bool, str, int | None]]:
         return [
             (bool(created), bytes(status).decode(), int(wait[0]) if wait else None)
             for created, status, *wait in answers
@@ -215,12 +310,16 @@ class Scripts:
         )
         return int(moved), None if int(next_due) == -1 else int(next_due)
 
-    async def cancel(self, key: str, now_ms: int, result_ttl_ms: int) -> str:
+    async def cancel(
+        self, key: str, now_ms: int, result_ttl_ms: int, *, confirm: bool = True
+    ) -> str:
         """missing | cancelling (running: its worker stops it) | cancelled | the terminal
-        status it already had."""
+        status it already had. ``confirm=False``: no replica confirmation even with
+        min_replicas (for withdrawing a task nobody was told of)."""
         k = self.keys
         keys = [k.run(key), k.scheduled, k.stream, k.events, k.stats]
-        return bytes(await self._run("cancel", keys, [key, now_ms, result_ttl_ms])).decode()
+        answer = await self._run("cancel", keys, [key, now_ms, result_ttl_ms], confirm=confirm)
+        return bytes(answer).decode()
 
     async def sweep(self, now_ms: int) -> int:
         """Free slots whose holders' leases ran out; how many waiting tasks were woken."""

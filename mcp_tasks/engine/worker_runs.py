@@ -19,7 +19,7 @@ from . import tracing
 from .clock import from_ms, now_ms, to_ms
 from .context import TaskContext, running
 from .docket import Docket
-from .errors import SerializationError
+from .errors import ReplicasBehind, SerializationError
 from .functions import TaskFunction
 from .runs import COUNTERS, MAX_BATCH, Outcome, Run
 from .scripts import FinishRow
@@ -163,7 +163,12 @@ class RunsMixin(UpkeepMixin):
             )
             for item in batch
         ]
-        await self.docket.scripts.finish(now_ms(), self.docket.result_ttl_ms, rows)
+        try:
+            await self.docket.scripts.finish(now_ms(), self.docket.result_ttl_ms, rows)
+        except ReplicasBehind as exc:
+            # The outcomes stand on the primary and were published; only their survival of
+            # a failover is unconfirmed (if lost, the runs are redelivered, not lost).
+            log.warning("%d finished task(s) not confirmed by replicas: %s", len(rows), exc)
         if any(item.outcome in ("retry", "again") for item in batch):
             self._schedule_changed.set()
         if any(item.run.limit or item.outcome == "requeue" for item in batch):

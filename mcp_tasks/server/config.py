@@ -7,9 +7,10 @@ interval a client is told, and the per-caller quota.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastmcp.utilities.tasks import DEFAULT_POLL_INTERVAL
 
@@ -18,6 +19,7 @@ from ..engine.clock import seconds
 from ..engine.codec import Codec
 
 URL_ENV = "MCP_TASKS_URL"
+N = TypeVar("N", int, float)
 
 
 def switch(value: bool | None, env: str, default: bool = True) -> bool:
@@ -29,6 +31,20 @@ def switch(value: bool | None, env: str, default: bool = True) -> bool:
     if setting is None:
         return default
     return setting.strip().lower() not in ("0", "false", "no", "off")
+
+
+def number(value: N | None, env: str, default: N, kind: Callable[[str], N]) -> N:
+    """A numeric option: the argument if given, else the environment variable, else the
+    default; a variable that is not a number is named in the error."""
+    if value is not None:
+        return value
+    text = os.environ.get(env, "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{env}={text!r} is not a valid {kind.__name__}") from None
 
 
 @dataclass
@@ -52,6 +68,10 @@ class TasksConfig:
     dashboard: bool | None
     """None: on unless the server has ``auth=`` (decided when registered)."""
     metrics: bool | None
+    min_replicas: int
+    """Redis replicas that must confirm creations, terminal states, cancellations and answers
+    before anyone is told (0: off); see :class:`~mcp_tasks.engine.Docket`."""
+    replica_timeout: float
 
     @classmethod
     def build(
@@ -73,6 +93,8 @@ class TasksConfig:
         settle: timedelta | float,
         dashboard: bool | None,
         metrics: bool | None,
+        min_replicas: int | None = None,
+        replica_timeout: timedelta | float | None = None,
     ) -> TasksConfig:
         config = cls(
             url=url or os.environ.get(URL_ENV) or "memory://",
@@ -91,7 +113,17 @@ class TasksConfig:
             settle=max(seconds(settle), 0.0),
             dashboard=dashboard,
             metrics=metrics,
+            min_replicas=number(min_replicas, "MCP_TASKS_MIN_REPLICAS", 0, int),
+            replica_timeout=seconds(
+                replica_timeout
+                if replica_timeout is not None
+                else number(None, "MCP_TASKS_REPLICA_TIMEOUT", 1.0, float)
+            ),
         )
+        if config.min_replicas < 0:
+            raise ValueError("min_replicas may not be negative")
+        if not config.replica_timeout > 0:
+            raise ValueError("replica_timeout must be positive")
         if min(max_argument_bytes, max_result_bytes) < 1:
             raise ValueError("max_argument_bytes and max_result_bytes must be positive")
         Quota("check", max_unfinished_per_caller, max_creations_per_minute)  # valid caps?

@@ -15,7 +15,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from redis.exceptions import RedisError
 
-from ..engine import TaskNotFound
+from ..engine import ReplicasBehind, TaskNotFound
 from ..engine.codec import CipherError
 from ..protocol import EXTENSION_ID, MISSING_CAPABILITY
 
@@ -23,6 +23,10 @@ LIMIT_REACHED = -32000
 """JSON-RPC error for a task refused by a per-caller limit (an implementation-defined server
 error; neither task dialect defines one). ``data`` says which limit and when to retry."""
 STORE_UNAVAILABLE = "The task store is unavailable right now; try again shortly"
+NOT_CONFIRMED = (
+    "The task store's replicas did not confirm this change in time (min_replicas); "
+    "try again shortly"
+)
 STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError,)
 """What the docket raises when Redis is unreachable, loading or failing (redis-py wraps
 socket errors in its own ConnectionError and TimeoutError)."""
@@ -62,6 +66,10 @@ def translated(method: str) -> Iterator[None]:
         # included) as error code 0, and log a traceback per request during an outage.
         log.warning("%s: the task store is unavailable (%s)", method, type(exc).__name__)
         raise MCPError(code=INTERNAL_ERROR, message=STORE_UNAVAILABLE) from None
+    except ReplicasBehind as exc:
+        # A new task was withdrawn; a cancel or answer stands on the primary, unconfirmed.
+        log.warning("%s: %s", method, exc)
+        raise MCPError(code=INTERNAL_ERROR, message=NOT_CONFIRMED) from None
     except CipherError as exc:
         raise MCPError(code=INTERNAL_ERROR, message=str(exc)) from None
     except TaskNotFound as exc:

@@ -60,6 +60,13 @@ class Tasks(sdk.BindAwareExtension):
     ``/metrics`` for Prometheus (``metrics=False`` or ``MCP_TASKS_METRICS=0``; cluster-wide
     figures kept in Redis, see :mod:`.metrics`; like the dashboard, off by default on a
     server with ``auth=``, since custom routes bypass it).
+
+    ``min_replicas`` (or ``MCP_TASKS_MIN_REPLICAS``; 0, off, by default) makes every task
+    creation, terminal state, cancellation and answered input wait until that many Redis
+    replicas confirmed it (``WAIT``, at most ``replica_timeout`` seconds, or
+    ``MCP_TASKS_REPLICA_TIMEOUT``; 1 s by default) before any client is told: a handle then
+    survives a failover of the primary. A creation the replicas do not confirm in time is
+    withdrawn and answered with an error.
     """
 
     identifier = EXTENSION_ID
@@ -83,6 +90,8 @@ class Tasks(sdk.BindAwareExtension):
         settle: timedelta | float = timedelta(milliseconds=20),
         dashboard: bool | None = None,
         metrics: bool | None = None,
+        min_replicas: int | None = None,
+        replica_timeout: timedelta | float | None = None,
     ) -> None:
         self.config = TasksConfig.build(
             url,
@@ -101,6 +110,8 @@ class Tasks(sdk.BindAwareExtension):
             settle=settle,
             dashboard=dashboard,
             metrics=metrics,
+            min_replicas=min_replicas,
+            replica_timeout=replica_timeout,
         )
         self._service: TaskService | None = None
         self._worker: Worker | None = None
@@ -127,7 +138,13 @@ class Tasks(sdk.BindAwareExtension):
             self._users += 1
             return
         config = self.config
-        docket = Docket(name=config.docket_name, url=config.url, codec=config.codec)
+        docket = Docket(
+            name=config.docket_name,
+            url=config.url,
+            codec=config.codec,
+            min_replicas=config.min_replicas,
+            replica_timeout=config.replica_timeout,
+        )
         await docket.open()
         self._users += 1
         server = self.server

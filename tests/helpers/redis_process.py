@@ -21,9 +21,11 @@ def _free_port() -> int:
 class RedisProcess:
     """A test-owned redis-server on its own loopback port, with an append-only file."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *extra: str) -> None:
         self.port = _free_port()
         self.directory = directory
+        self.extra = extra
+        """More redis-server arguments (e.g. ``--replicaof host port``)."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,6 +51,7 @@ class RedisProcess:
                 "always",
                 "--dir",
                 str(self.directory),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
         )

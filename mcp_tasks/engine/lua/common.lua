@@ -6,9 +6,11 @@ local function note(notes, status, detail, key)
   notes[#notes + 1] = status .. '|' .. detail .. '|' .. key
 end
 
+-- emit (from the generated preamble) publishes at once, or, in a script run with
+-- min_replicas, holds the message back for the caller to publish once replicas confirmed.
 local function publish(channel, notes)
   if #notes > 0 then
-    redis.call('PUBLISH', channel, table.concat(notes, '\n'))
+    emit(channel, table.concat(notes, '\n'))
   end
 end
 
