@@ -69,15 +69,8 @@ class Docket:
         :mod:`.codec`); by default with the key in ``MCP_TASKS_ENCRYPTION_KEY``, if any."""
         self.backend: Backend = parse_url(url)
         self.url = url
-        self.replication: Replication | None = None
-        """With ``min_replicas``: how many Redis replicas must confirm a task's creation, its
-        terminal state, a cancellation and an answered question before anyone is told, and
-        how long to wait for them (see :mod:`.scripts`). Off (None) by default: Redis
-        replicates asynchronously, so a failover can lose the latest writes."""
-        if min_replicas:
-            if self.backend.is_memory:
-                raise ValueError("min_replicas needs a Redis with replicas; memory:// has none")
-            self.replication = Replication(min_replicas, clock.seconds(replica_timeout))
+        self.replication = Replication.of(min_replicas, replica_timeout, self.backend)
+        """How many replicas confirm what a client is told, if any (see :mod:`.scripts`)."""
         self.keys = Keys(self.name)
         ttl = clock.seconds(result_ttl)
         if ttl <= 0:

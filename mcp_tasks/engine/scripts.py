@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -32,6 +33,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from .clock import seconds
+from .connection import Backend
 from .errors import ReplicasBehind
 from .keys import GROUP, LIMIT, RUN, RUN_BUCKETS_MS, WAITING, Keys
 
@@ -93,6 +96,18 @@ class Replication:
 
     min_replicas: int
     timeout: float
+
+    @classmethod
+    def of(
+        cls, min_replicas: int, timeout: timedelta | float, backend: Backend
+    ) -> Replication | None:
+        """The docket's setting: None (off, the default) for 0. Redis replicates
+        asynchronously, so without it a failover can lose the latest writes."""
+        if not min_replicas:
+            return None
+        if backend.is_memory:
+            raise ValueError("min_replicas needs a Redis with replicas; memory:// has none")
+        return cls(min_replicas, seconds(timeout))
 
     def __post_init__(self) -> None:
         if self.min_replicas < 1:
