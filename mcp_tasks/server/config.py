@@ -47,6 +47,29 @@ def number(value: N | None, env: str, default: N, kind: Callable[[str], N]) -> N
         raise ValueError(f"{env}={text!r} is not a valid {kind.__name__}") from None
 
 
+MIN_POLL_MS = 100
+"""The first ``pollInterval`` an adaptive task suggests: a quick task is seen that soon."""
+
+
+@dataclass(frozen=True)
+class PollPlan:
+    """The ``pollInterval`` a task suggests to clients that poll it.
+
+    Adaptive (the default): poll again after as long as the task has run so far, from
+    :data:`MIN_POLL_MS` up to ``ms`` — a 50 ms task is seen after ~100 ms, and a 90 s one is
+    polled about 15 times with a 10 s cap (log2(age / 0.1 s) doublings, then every cap),
+    where a fixed 1 s interval polls it 90 times. Fixed: always ``ms`` (a tool that asked).
+    """
+
+    ms: int
+    adaptive: bool
+
+    def suggested(self, age_ms: float) -> int:
+        if not self.adaptive:
+            return self.ms
+        return int(min(max(age_ms, MIN_POLL_MS), self.ms))
+
+
 @dataclass
 class TasksConfig:
     """Everything ``Tasks(...)`` was told; see its docstring and the README's table."""
@@ -137,13 +160,14 @@ class TasksConfig:
             return min(requested, self.max_ttl_ms)
         return self.default_ttl_ms
 
-    def poll_ms_for(self, tool: Any) -> int:
-        """A tool's own ``TaskConfig(poll_interval=...)``, else the extension's interval
-        (fastmcp's default of 5 s would make clients poll needlessly slowly)."""
+    def poll_for(self, tool: Any) -> PollPlan:
+        """A tool's own ``TaskConfig(poll_interval=...)``, used as is; else the adaptive plan
+        capped at the extension's ``poll_interval`` (fastmcp's 5 s default for a tool counts
+        as not set)."""
         interval = getattr(getattr(tool, "task_config", None), "poll_interval", None)
         if isinstance(interval, timedelta) and interval != DEFAULT_POLL_INTERVAL:
-            return max(int(interval.total_seconds() * 1000), 1)
-        return self.poll_interval_ms
+            return PollPlan(max(int(interval.total_seconds() * 1000), 1), adaptive=False)
+        return PollPlan(self.poll_interval_ms, adaptive=True)
 
     def quota_for(self, caller: str | None) -> Quota | None:
         """The per-caller limits, if any are set: one quota per principal (or legacy

@@ -80,7 +80,7 @@ class Tasks(sdk.BindAwareExtension):
         concurrency: int = 10,
         default_ttl: timedelta | float = timedelta(hours=1),
         max_ttl: timedelta | float = timedelta(days=1),
-        poll_interval: timedelta | float = timedelta(seconds=1),
+        poll_interval: timedelta | float = timedelta(seconds=10),
         redelivery_timeout: timedelta | float = timedelta(seconds=30),
         max_argument_bytes: int = 1_000_000,
         max_result_bytes: int = 10_000_000,
@@ -275,7 +275,7 @@ class Tasks(sdk.BindAwareExtension):
                 ttl_ms=noted.ttl_ms,
                 owner=noted.owner,
                 listing=noted.listing,
-                poll_ms=noted.poll_ms,
+                poll=noted.poll,
             )
             return ToolResult(content=[])  # replaced by the nested CreateTaskResult
         if request is None or not sdk.is_client_tool_call():
@@ -298,7 +298,7 @@ class Tasks(sdk.BindAwareExtension):
             ttl_ms=self.config.default_ttl_ms,
             owner=owner_of(None),
             listing=listing_of(None),  # the principal's, so its 2025-11-25 tasks/list shows it
-            poll_ms=self.config.poll_ms_for(tool),
+            poll=self.config.poll_for(tool),
         )
         return modern.create_result(view)
 

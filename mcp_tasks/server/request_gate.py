@@ -33,7 +33,7 @@ from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 from .. import sdk
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, legacy
 from ..protocol.view import TaskView
-from .config import TasksConfig
+from .config import PollPlan, TasksConfig
 from .errors import missing_capability, shown, translated
 from .handlers import read_opt_in
 from .identity import listing_of, owner_of
@@ -47,7 +47,7 @@ class TaskRequest:
 
     tool: str
     ttl_ms: int
-    poll_ms: int
+    poll: PollPlan
     owner: str | None
     listing: str | None
     view: TaskView | None = None
@@ -114,7 +114,7 @@ def install(
             request = TaskRequest(
                 tool_name,
                 ttl_ms=config.actual_ttl_ms(task.get("ttl")),
-                poll_ms=config.poll_ms_for(tool),
+                poll=config.poll_for(tool),
                 owner=owner_of(ctx),
                 listing=listing_of(ctx),
             )

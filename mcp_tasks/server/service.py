@@ -8,6 +8,7 @@ requests or dialects.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from mcp.shared.exceptions import MCPError
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ..engine import Docket, ExecutionState, QuotaExceeded, Status
 from ..engine.serialization import to_json_text
 from ..protocol.view import TaskStatus, TaskView
-from .config import TasksConfig
+from .config import PollPlan, TasksConfig
 from .errors import LIMIT_REACHED, unknown_task
 from .runner import TOOL_FUNCTION, caller_snapshot
 
@@ -29,6 +30,8 @@ class TaskMeta(BaseModel):
     owner: str | None = None
     ttl: int | None = None
     poll: int | None = None
+    """The fixed ``pollInterval``, or with ``adapt`` the cap of the adaptive one."""
+    adapt: bool = False
 
 
 class TaskService:
@@ -44,10 +47,10 @@ class TaskService:
         ttl_ms: int,
         owner: str | None,
         listing: str | None = None,
-        poll_ms: int | None = None,
+        poll: PollPlan | None = None,
     ) -> TaskView:
         """Put a tool call on the docket; when this returns, tasks/get finds the task."""
-        poll_ms = poll_ms or self.config.poll_interval_ms
+        poll = poll or PollPlan(self.config.poll_interval_ms, adaptive=True)
         size = len(to_json_text(arguments).encode())
         if size > self.config.max_argument_bytes:
             raise MCPError(
@@ -55,7 +58,7 @@ class TaskService:
                 message=f"Task arguments are too large: {size} bytes "
                 f"(the maximum is {self.config.max_argument_bytes})",
             )
-        meta = TaskMeta(tool=tool, owner=owner, ttl=ttl_ms, poll=poll_ms)
+        meta = TaskMeta(tool=tool, owner=owner, ttl=ttl_ms, poll=poll.ms, adapt=poll.adaptive)
         try:
             execution = await self.docket.add(
                 TOOL_FUNCTION,
@@ -80,7 +83,7 @@ class TaskService:
             created_at=now,
             last_updated_at=now,
             ttl_ms=ttl_ms,
-            poll_interval_ms=poll_ms,
+            poll_interval_ms=poll.suggested(0),
             result=None,
             error=None,
             owner=owner,
@@ -135,13 +138,21 @@ def view_of(state: ExecutionState) -> TaskView:
         created_at=state.created_at,
         last_updated_at=state.updated_at,
         ttl_ms=meta.ttl,
-        poll_interval_ms=meta.poll,
+        poll_interval_ms=_poll_ms(meta, state),
         result=result,
         error=error,
         owner=meta.owner,
         tool=meta.tool,
         input_requests=dict(state.questions) or None,
     )
+
+
+def _poll_ms(meta: TaskMeta, state: ExecutionState) -> int | None:
+    """The ``pollInterval`` to suggest now: fixed, or adapted to how long the task has run."""
+    if meta.poll is None or not meta.adapt:
+        return meta.poll
+    age_ms = (datetime.now(UTC) - state.created_at).total_seconds() * 1000
+    return PollPlan(meta.poll, adaptive=True).suggested(age_ms)
 
 
 def _first_text(result: dict[str, Any]) -> str | None:

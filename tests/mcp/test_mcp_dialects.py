@@ -15,6 +15,7 @@ from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 
 from mcp_tasks.protocol import EXTENSION_ID, RELATED_TASK_META
+from mcp_tasks.server.config import MIN_POLL_MS
 from tests.helpers.dockets import purge
 from tests.helpers.mcp import Harness, legacy, legacy_conforms, modern, modern_conforms
 
@@ -277,10 +278,25 @@ async def test_legacy_input_required_elicits_over_tasks_result(harness: Harness)
     assert result["structuredContent"] == {"result": "kept /y"}
 
 
-async def test_poll_interval_is_configurable_per_tool(harness: Harness) -> None:
+async def test_poll_interval_adapts_to_the_task_unless_the_tool_sets_one(
+    harness: Harness,
+) -> None:
     async with Client(harness.mcp) as client, Client(harness.mcp, mode="legacy") as old:
-        default = await modern(client, "tools/call", {"name": "crunch", "arguments": {"n": 1}})
-        assert default["pollIntervalMs"] == harness.tasks.config.poll_interval_ms == 1000
+        # A new task: poll soon, so a quick one is seen within ~100 ms.
+        quick = await modern(client, "tools/call", {"name": "crunch", "arguments": {"n": 1}})
+        assert quick["pollIntervalMs"] == MIN_POLL_MS == 100
+        gated = await modern(client, "tools/call", {"name": "gated", "arguments": {}})
+        began = asyncio.get_running_loop().time()
+        async for state in harness.tasks.docket.watch(gated["taskId"]):
+            if state.progress is not None:  # running; now let it age
+                break
+        await asyncio.sleep(0.5)  # the age itself is what is measured
+        later = await modern(client, "tasks/get", {"taskId": gated["taskId"]})
+        aged_ms = (asyncio.get_running_loop().time() - began) * 1000
+        # Poll again after about as long as it has run, at most the extension's cap.
+        assert 500 <= later["pollIntervalMs"] <= aged_ms + 50, (later, aged_ms)
+        assert harness.tasks.config.poll_interval_ms == 10_000
+        harness.release.set()
         own = await modern(client, "tools/call", {"name": "quick_poll", "arguments": {}})
         assert own["pollIntervalMs"] == 250
         legacy_own = await legacy(
