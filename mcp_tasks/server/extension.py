@@ -38,6 +38,7 @@ from . import dashboard, handlers, metrics, push, request_gate
 from .config import TasksConfig, switch
 from .errors import missing_capability
 from .identity import listing_of, owner_of
+from .legacy_push import LegacyRelays
 from .runner import TOOL_FUNCTION, call_tool
 from .service import TaskService
 
@@ -117,7 +118,7 @@ class Tasks(sdk.BindAwareExtension):
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._users = 0
-        self.relays = push.LegacyRelays(lambda: self.service)
+        self.relays = LegacyRelays(lambda: self.service)
 
     # -- lifecycle -----------------------------------------------------------------------
 

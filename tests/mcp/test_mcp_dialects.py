@@ -287,16 +287,18 @@ async def test_poll_interval_adapts_to_the_task_unless_the_tool_sets_one(
         assert quick["pollIntervalMs"] == MIN_POLL_MS == 100
         gated = await modern(client, "tools/call", {"name": "gated", "arguments": {}})
         began = asyncio.get_running_loop().time()
-        async for state in harness.tasks.docket.watch(gated["taskId"]):
-            if state.progress is not None:  # running; now let it age
-                break
-        await asyncio.sleep(0.5)  # the age itself is what is measured
-        later = await modern(client, "tasks/get", {"taskId": gated["taskId"]})
-        aged_ms = (asyncio.get_running_loop().time() - began) * 1000
+        try:
+            async for state in harness.tasks.docket.watch(gated["taskId"]):
+                if state.progress is not None:  # running; now let it age
+                    break
+            await asyncio.sleep(0.5)  # the age itself is what is measured
+            later = await modern(client, "tasks/get", {"taskId": gated["taskId"]})
+            aged_ms = (asyncio.get_running_loop().time() - began) * 1000
+        finally:
+            harness.release.set()
         # Poll again after about as long as it has run, at most the extension's cap.
         assert 500 <= later["pollIntervalMs"] <= aged_ms + 50, (later, aged_ms)
         assert harness.tasks.config.poll_interval_ms == 10_000
-        harness.release.set()
         own = await modern(client, "tools/call", {"name": "quick_poll", "arguments": {}})
         assert own["pollIntervalMs"] == 250
         legacy_own = await legacy(
