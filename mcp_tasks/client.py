@@ -241,6 +241,7 @@ class TaskHandle:
             self.session.send_request(listen, mcp_types.SubscriptionsListenResult)
         )
         getting: asyncio.Task[TaskState] | None = None
+        last: TaskState | None = None
         seen = False
         try:
             while True:
@@ -258,6 +259,12 @@ class TaskHandle:
                     raise RuntimeError("the server ended subscriptions/listen early")
                 state = getting.result()
                 seen = True
+                # Another follow() of this task on this client has its own listen stream,
+                # whose notifications reach this queue too: yield each state once.
+                state.meta = None  # (the stream's subscription id: which stream sent it)
+                if state == last:
+                    continue
+                last = state
                 yield state
                 if state.terminal:
                     return

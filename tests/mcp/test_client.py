@@ -9,6 +9,7 @@ another connection, and a plain ``call_tool`` of a task tool still answering the
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,3 +119,21 @@ async def test_follow_polls_a_server_that_has_no_push(
         task = await tasks.call_tool(client, "steps", {"n": 2})
         seen = [state.status async for state in task.follow()]
     assert seen[-1] == "completed"
+
+
+async def test_two_follows_of_one_task_each_see_every_state_once(server: FastMCP) -> None:
+    tasks = TasksClient()
+    async with Client(server, extensions=[tasks]) as client:
+        task = await tasks.call_tool(client, "steps", {"n": 5})
+
+        async def follow() -> list[Any]:
+            return [state async for state in task.follow()]
+
+        first, second = await asyncio.gather(follow(), follow())
+    for seen in (first, second):
+        # Each follower's own stream, not the other's too: no state twice in a row, and the
+        # end once.
+        shown = [state.model_dump(exclude={"meta"}) for state in seen]
+        assert all(a != b for a, b in itertools.pairwise(shown)), shown
+        assert [s.status for s in seen].count("completed") == 1
+        assert seen[-1].status == "completed"
