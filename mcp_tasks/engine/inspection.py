@@ -6,13 +6,16 @@ set directly; per-task details come from the task hashes, a bounded number of th
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
+from redis.exceptions import ResponseError
 
 from .clock import time_from_ms
+from .codec import CipherError
 from .depth import read_depth
 from .docket import Docket
 from .keys import GROUP
@@ -192,3 +195,69 @@ async def newer_than(docket: Docket, created_ms: int, limit: int = 100) -> list[
         docket.keys.recent, "+inf", f"({created_ms}", start=0, num=limit
     )
     return [k.decode() for k in raw]
+
+
+class WorkerLoad(BaseModel):
+    """A worker (a consumer of the docket's group) and the tasks it holds right now."""
+
+    name: str
+    running: int
+    idle_ms: int
+    """Since the worker last read or renewed work: a live worker's stays small."""
+    tasks: list[str]
+    """Keys of the tasks it has claimed and not finished, oldest claim first."""
+
+
+async def worker_loads(docket: Docket, *, limit: int = 500) -> list[WorkerLoad]:
+    """Every worker of the docket and what it runs, from the group's pending entries (at
+    most ``limit``). Of each entry only the task key is kept: the call it carries never
+    leaves this function."""
+    keys, client = docket.keys, docket.client
+    try:
+        consumers: list[dict[str, Any]] = await client.xinfo_consumers(keys.stream, GROUP)
+        pending: list[dict[str, Any]] = await client.xpending_range(
+            keys.stream, GROUP, min="-", max="+", count=limit
+        )
+    except ResponseError:  # no stream or no group (purged, or Redis lost its data): none
+        return []
+    held: dict[str, list[str]] = {}
+    if pending:
+        async with client.pipeline(transaction=False) as pipe:
+            for entry in pending:
+                pipe.xrange(keys.stream, entry["message_id"], entry["message_id"], count=1)
+            found: list[list[tuple[bytes, dict[bytes, bytes]]]] = await pipe.execute()
+        for entry, rows in zip(pending, found, strict=True):
+            for _sid, fields in rows:
+                if fields and b"key" in fields:
+                    held.setdefault(_text(entry["consumer"]), []).append(fields[b"key"].decode())
+    return [
+        WorkerLoad(
+            name=_text(c.get("name")),
+            running=int(c.get("pending", 0) or 0),
+            idle_ms=int(c.get("idle", 0) or 0),
+            tasks=held.get(_text(c.get("name")), []),
+        )
+        for c in consumers
+    ]
+
+
+SEALED = "(encrypted)"
+"""What :func:`error_type` answers for an error sealed with a key this process lacks."""
+_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,99}")
+
+
+async def error_type(docket: Docket, key: str) -> str | None:
+    """The exception type of the task's latest failed attempt (``TaskError.type``), or None
+    if none failed. Never its message or traceback: those may quote the task's arguments,
+    so this is all of an error a dashboard may show of any caller's task."""
+    raw: bytes | str | None = await docket.client.hget(docket.keys.run(key), "error")
+    if not raw:
+        return None
+    try:
+        error = from_json_text(docket.codec.open(raw))
+    except CipherError:
+        return SEALED
+    except ValueError:
+        return "?"
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) and _TYPE_NAME.fullmatch(kind) else "?"
