@@ -32,7 +32,7 @@ from .codec import Codec
 from .connection import Backend, close_client, parse_url
 from .depth import read_depth
 from .errors import DocketClosed, QuotaExceeded, TaskNotFound, UnknownFunction
-from .events import EventHub
+from .events import EventHub, next_event
 from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskCallable, TaskFunction
 from .keys import GROUP, Keys, check_docket_name, check_task_key, is_task_key
 from .listing import IndexPosition
@@ -301,7 +301,7 @@ class Docket:
                 raise TaskNotFound(key)
             yield state
             while not state.terminal:
-                await events.get()  # any event of this key (or a resync): read it afresh
+                await next_event(events)  # any event of this key, a resync, or silence
                 fresh = await self.get(key)
                 if fresh is None:
                     raise TaskNotFound(key)
@@ -344,7 +344,7 @@ class Docket:
                 if raw is not None:
                     await self.client.hdel(run, f"ask:{question_id}", f"answer:{question_id}")
                     return from_json_text(self.codec.open(raw))
-                await events.get()
+                await next_event(events)
 
     async def answer(self, key: str, answers: dict[str, Any]) -> int:
         """Answer a task's open questions by id; unknown or answered ids are ignored.

@@ -24,6 +24,11 @@ from .connection import CONNECTION_ERRORS
 log = logging.getLogger("mcp_tasks.engine")
 
 RESYNC = "resync"
+RECHECK_SECONDS = 10.0
+"""A listener that heard nothing of its tasks for this long reads them again. Pub/sub
+delivers at most once: a publisher killed between its write and its PUBLISH, or a failover
+while the subscription was moving, loses a message, and silence is no proof that nothing
+changed. One read per listened task per 10 s of silence bounds how long such a loss lasts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,16 @@ def parse(message: bytes | str) -> list[Event]:
         status, detail, key = line.split("|", 2)
         events.append(Event(status, detail, key))
     return events
+
+
+async def next_event(queue: asyncio.Queue[Event]) -> Event:
+    """The queue's next event, or a key-less ``resync`` after :data:`RECHECK_SECONDS` of
+    silence: the listener then reads everything it follows afresh."""
+    try:
+        async with asyncio.timeout(RECHECK_SECONDS):
+            return await queue.get()
+    except TimeoutError:
+        return Event(RESYNC, "", "")
 
 
 class EventHub:

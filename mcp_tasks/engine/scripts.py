@@ -16,7 +16,9 @@ With ``min_replicas`` (:class:`Replication`) the scripts whose outcome a client 
 message comes back with its answer instead of being published. The wrapper sends the script
 and a ``WAIT`` in one pipeline — WAIT counts the replicas that have every write made *on its
 own connection*, so it must follow the script on the same one — and publishes the message
-only once enough replicas confirmed.
+once the replicas confirmed (or the wait timed out). A process killed between the two leaves
+a change unannounced: listeners read their tasks again after ``events.RECHECK_SECONDS`` of
+silence, so that costs at most that delay.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ NAMES = (
 )
 
 
-HELD = ("enqueue", "finish", "cancel", "answer")
+CONFIRMED = ("enqueue", "finish", "cancel", "answer")
 """The scripts whose outcome a client is told about: with min_replicas, replicas confirm them."""
+HELD = CONFIRMED
+"""Of those, the ones whose event message waits for the confirmation: all of them."""
 
 PUBLISH_AT_ONCE = "local function emit(channel, text) redis.call('PUBLISH', channel, text) end"
 HOLD_BACK = "local HELD = {}\nlocal function emit(channel, text) HELD[#HELD + 1] = text end"
@@ -187,27 +191,29 @@ class Scripts:
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source(name)) for name in NAMES
         }
-        self._held = {name: source(name, held=True) for name in HELD}
-        self._held_sha = {
+        self._confirmed = {name: source(name, held=name in HELD) for name in CONFIRMED}
+        self._confirmed_sha = {
             name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-            for name, text in self._held.items()
+            for name, text in self._confirmed.items()
         }
 
     async def _run(
         self, name: str, keys: list[str], args: list[Any], *, confirm: bool = True
     ) -> Any:
-        if confirm and self.replication is not None and name in self._held:
+        if confirm and self.replication is not None and name in self._confirmed:
             return await self._run_confirmed(name, keys, args, self.replication)
         return await self._scripts[name](keys=keys, args=args)
 
     async def _run_confirmed(
         self, name: str, keys: list[str], args: list[Any], replication: Replication
     ) -> Any:
-        """Run the held variant and WAIT on the same connection, then publish its event
-        message: nobody hears of the change before ``min_replicas`` confirmed it, or before
-        the timeout passed, when :class:`ReplicasBehind` (carrying the script's answer) tells
-        the caller. The change then stands on the primary; the caller decides what it means."""
+        """Run the script and WAIT on the same connection (then publish a held script's event
+        message). Replicas that did not confirm in time raise :class:`ReplicasBehind`,
+        carrying the script's answer: the change stands on the primary, and the caller
+        decides what that means. A script that failed raises; one that ran never runs twice
+        here, whatever became of its WAIT."""
         timeout_ms = max(int(replication.timeout * 1000), 1)
+        held = name in HELD
         # On a cluster, WAIT has no key to route by: send it to the node of the script's keys,
         # and the cluster pipeline sends both on that node's one connection.
         node = getattr(self._client, "get_node_from_key", None)
@@ -215,24 +221,26 @@ class Scripts:
         for _ in range(2):
             pipe = self._client.pipeline(transaction=False)
             # (execute_command: the cluster pipeline refuses its evalsha() method.)
-            pipe.execute_command("EVALSHA", self._held_sha[name], len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", self._confirmed_sha[name], len(keys), *keys, *args)
             pipe.execute_command("WAIT", replication.min_replicas, timeout_ms, **where)
             ran, confirmed = await pipe.execute(raise_on_error=False)
             if isinstance(ran, NoScriptError):
                 # A new primary after a failover has an empty script cache; the script did
                 # not run, so loading it and running it again is safe.
-                await self._client.script_load(self._held[name])
+                await self._client.script_load(self._confirmed[name])
                 continue
-            for outcome in (ran, confirmed):
-                if isinstance(outcome, Exception):
-                    raise outcome
-            held, answer = [*ran, None][:2]
+            if isinstance(ran, Exception):
+                raise ran
+            answer = ran
             if held:
-                await self._client.publish(self.keys.events, held)
-            if int(confirmed) < replication.min_replicas:
-                raise ReplicasBehind(
-                    replication.min_replicas, int(confirmed), replication.timeout, answer
-                )
+                message, answer = [*ran, None][:2]
+                if message:
+                    await self._client.publish(self.keys.events, message)
+            # A WAIT that failed (on a cluster mid-failover, sent to a node just demoted, or
+            # after the script was redirected to another node) confirmed nothing.
+            count = 0 if isinstance(confirmed, Exception) else int(confirmed)
+            if count < replication.min_replicas:
+                raise ReplicasBehind(replication.min_replicas, count, replication.timeout, answer)
             return answer
         raise NoScriptError(f"the {name} script could not be loaded")
 

@@ -65,9 +65,9 @@ class Tasks(sdk.BindAwareExtension):
     ``min_replicas`` (or ``MCP_TASKS_MIN_REPLICAS``; 0, off, by default) makes every task
     creation, terminal state, cancellation and answered input wait until that many Redis
     replicas confirmed it (``WAIT``, at most ``replica_timeout`` seconds, or
-    ``MCP_TASKS_REPLICA_TIMEOUT``; 1 s by default) before any client is told: a handle then
-    survives a failover of the primary. A creation the replicas do not confirm in time is
-    withdrawn and answered with an error.
+    ``MCP_TASKS_REPLICA_TIMEOUT``; 1 s by default): a handle is given out only for a task the
+    replicas have, so it survives a failover of the primary. A creation the replicas do not
+    confirm in time is withdrawn and answered with an error (see :mod:`..engine.scripts`).
     """
 
     identifier = EXTENSION_ID

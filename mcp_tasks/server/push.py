@@ -27,6 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import sdk
 from ..engine import ExecutionState
+from ..engine.events import next_event
 from ..protocol import modern
 from ..protocol.modern import TasksNotification
 from .errors import missing_capability
@@ -97,18 +98,20 @@ async def listen(
             await send(state)
         live = {k for k, s in states.items() if not s.terminal}
         while live:
-            key = (await events.get()).key
-            if key not in live:
-                continue
-            fresh = await docket.get(key)
-            if fresh is None:
-                live.discard(key)
-                continue
-            if fresh != states.get(key):
-                states[key] = fresh
-                await send(fresh)
-            if fresh.terminal:
-                live.discard(key)
+            event = await next_event(events)
+            # A key-less resync (silence, see next_event): read every task still live.
+            for key in [event.key] if event.key else list(live):
+                if key not in live:
+                    continue
+                fresh = await docket.get(key)
+                if fresh is None:
+                    live.discard(key)
+                    continue
+                if fresh != states.get(key):
+                    states[key] = fresh
+                    await send(fresh)
+                if fresh.terminal:
+                    live.discard(key)
     return mcp_types.SubscriptionsListenResult(_meta=meta)
 
 

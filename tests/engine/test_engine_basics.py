@@ -16,6 +16,7 @@ from mcp_tasks.engine import (
     UnknownFunction,
     Worker,
     current_task,
+    events,
 )
 from tests.helpers.dockets import running
 
@@ -78,6 +79,22 @@ async def test_watch_pushes_every_change_until_terminal(docket: Docket) -> None:
     assert seen[-1][0] is Status.COMPLETED
     statuses = [s for s, _ in seen]
     assert statuses.index(Status.RUNNING) < statuses.index(Status.COMPLETED)
+
+
+async def test_a_change_nobody_announced_reaches_a_waiter_after_silence(
+    docket: Docket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pub/sub delivers at most once: a writer killed before its PUBLISH (a held script under
+    # min_replicas) must not leave a waiter hanging. A waiter re-reads after silence.
+    monkeypatch.setattr(events, "RECHECK_SECONDS", 0.2)
+    docket.register(crunch)
+    task = await docket.add(crunch, delay=600)(1)
+    waiter = asyncio.create_task(docket.wait(task.key, timeout=10))
+    await asyncio.sleep(0.05)  # let it subscribe and read the first state
+    await docket.client.hset(docket.keys.run(task.key), "status", "cancelled")  # no event
+    final = await waiter
+    assert final.status is Status.CANCELLED
+    await docket.client.zrem(docket.keys.scheduled, task.key)
 
 
 async def test_failed_task_records_the_error(docket: Docket) -> None:
