@@ -1,10 +1,16 @@
-"""Chaos run: thousands of MCP tasks while workers are SIGKILLed and Redis restarts.
+"""Chaos run: thousands of MCP tasks while workers are SIGKILLed and Redis fails.
 
 What runs, all on loopback:
 
-* a ``redis-server`` of its own (free port, ``--appendonly yes --appendfsync always``, its
-  files in a temporary directory): SIGKILLed once in the middle and started again on the
-  same port and files;
+* a Redis of its own, in one of three ``--topology`` (``benchmarks/topology.py``): ``single``
+  (one ``redis-server``, append-only with fsync always: SIGKILLed once in the middle and
+  started again on the same port and files after ``--redis-down`` seconds), ``sentinel`` (a
+  primary, two replicas, three sentinels: the primary is SIGKILLed once in the middle and a
+  replica promoted) or ``cluster`` (three masters with a replica each: the master of the
+  docket's slot is SIGKILLed once in the middle and its replica takes over). Replication is
+  asynchronous, so a failover may lose what the old primary acknowledged last; with
+  ``--min-replicas N`` the servers and workers run with ``MCP_TASKS_MIN_REPLICAS=N``: the
+  engine waits for N replicas to confirm a state change before a client is told of it;
 * ``--servers`` HTTP server processes (``fastmcp run benchmarks/chaos_server.py``) with
   ``MCP_TASKS_WORKER=0``: API-only replicas, they create and read tasks but never run them;
 * ``--workers`` worker processes (``mcp-tasks worker benchmarks/chaos_server.py --url ...``);
@@ -38,6 +44,7 @@ while Redis is down is not heard by anyone, so that count is a lower bound).
 
     .venv/bin/python benchmarks/chaos.py                  # 10,000 tasks
     .venv/bin/python benchmarks/chaos.py --tasks 1000     # shorter; --help for the rest
+    .venv/bin/python benchmarks/chaos.py --topology sentinel --min-replicas 1
 """
 
 from __future__ import annotations
@@ -52,8 +59,6 @@ import random
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,14 +69,14 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Run as a script, this folder leads sys.path and its mcp.py would shadow the MCP SDK.
-sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != HERE]
-BIN = Path(sys.executable).parent
-SERVER_FILE = "benchmarks/chaos_server.py"
-EXTENSION_ID = "io.modelcontextprotocol/tasks"
-TERMINAL = ("completed", "failed", "cancelled")
-REQUEST_TIMEOUT = 30.0
-FOLLOW_TIMEOUT = 120.0
+# benchmarks/ is no package: the siblings below are imported from this folder, which leads
+# sys.path when this file runs as a script and is added (last: it shadows nothing) when a test
+# loads this file by path.
+if not any(Path(p or os.curdir).resolve() == HERE for p in sys.path):
+    sys.path.append(str(HERE))
+import topology  # noqa: E402
+from chaos_clients import TERMINAL, Driver, Job, Observed, Slot, describe  # noqa: E402
+from chaos_fleet import Fleet  # noqa: E402
 
 
 def expected(n: int) -> int:
@@ -92,6 +97,9 @@ class Settings:
     sleep_min_ms: int = 5
     sleep_max_ms: int = 100
     redis_down: float = 1.0
+    topology: str = "single"
+    min_replicas: int = 0
+    replica_timeout: float = 2.0
     deadline: float = 900.0
     stall: float = 90.0
     seed: int = 1
@@ -102,13 +110,17 @@ class Report:
     """What a chaos run found; ``ok`` when nothing was lost and nothing double-finished."""
 
     tasks: int = 0
+    topology: str = "single"
+    min_replicas: int = 0
     modern_tasks: int = 0
     legacy_tasks: int = 0
     kills: int = 0
     worker_crashes: int = 0
     workers_started: int = 0
-    redis_restarts: int = 0
+    disruptions: int = 0
     redis_outage_s: float = 0.0
+    rejoined_s: float = 0.0
+    replica_waits: int = 0
     redeliveries: int = 0
     executions: int = 0
     duplicates: int = 0
@@ -124,6 +136,7 @@ class Report:
     create_errors: int = 0
     orphans: int = 0
     orphans_not_terminal: int = 0
+    orphans_beyond_errors: int = 0
     read_retries: int = 0
     reconnects: int = 0
     unreadable_at_end: int = 0
@@ -132,6 +145,12 @@ class Report:
     error_kinds: dict[str, int] = field(default_factory=dict)
     log_problems: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+
+    @property
+    def redis_restarts(self) -> int:
+        """The old name of ``disruptions`` (the single topology's disruption is a restart),
+        which ``tests/e2e/test_chaos.py`` reads."""
+        return self.disruptions
 
     @property
     def ok(self) -> bool:
@@ -149,6 +168,13 @@ class Report:
         text = f"{where}: " + re.sub(r"[0-9a-f]{32}|\b\d+\b", "#", describe(exc))
         self.error_kinds[text] = self.error_kinds.get(text, 0) + 1
 
+    def outage(self) -> str:
+        """The disruption's count and measured seconds until the primary took writes."""
+        text = f"{self.disruptions} ({self.redis_outage_s:.2f} s until writes were taken"
+        if self.rejoined_s:
+            text += f"; the killed node a synced replica again after {self.rejoined_s:.1f} s"
+        return text + ")"
+
     def table(self) -> str:
         rows = [
             (
@@ -157,7 +183,9 @@ class Report:
             ),
             ("worker SIGKILLs", f"{self.kills:,} ({self.workers_started:,} workers started)"),
             ("workers that exited by themselves (replaced)", f"{self.worker_crashes}"),
-            ("redis restarts", f"{self.redis_restarts} ({self.redis_outage_s:.2f} s down)"),
+            ("redis topology", f"{self.topology}, min_replicas {self.min_replicas}"),
+            (f"redis fault: {topology.TOPOLOGIES[self.topology].fault}", self.outage()),
+            ("WAITs for replicas (counted by the live Redis nodes)", f"{self.replica_waits:,}"),
             ("redeliveries (runs started beyond one per task)", f"{self.redeliveries:,}"),
             ("tool executions (journal)", f"{self.executions:,}"),
             ("duplicates (executions beyond one per task)", f"{self.duplicates:,}"),
@@ -182,6 +210,10 @@ class Report:
                 "  orphans: tasks made by an errored call (all ended?)",
                 f"{self.orphans} ({'yes' if self.orphans_not_terminal == 0 else 'NO'})",
             ),
+            (
+                "  orphans beyond the errored calls of their n (one call, two tasks)",
+                f"{self.orphans_beyond_errors}",
+            ),
             ("reads retried (tasks/get, tasks/result, listen)", f"{self.read_retries:,}"),
             ("clients replaced after their connection broke", f"{self.reconnects:,}"),
             ("wall time", f"{self.wall_s:.1f} s"),
@@ -195,483 +227,33 @@ class Report:
         return "\n".join(lines)
 
 
-# -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """A redis-server of our own whose writes survive a SIGKILL (AOF, fsync always)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (Debian: redis-server)")
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.process = subprocess.Popen(
-            [
-                *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-                *("--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + 30
-        while not ping(self.port):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("the chaos redis-server did not start")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-
-@dataclass(eq=False)
-class Worker:
-    process: subprocess.Popen[bytes]
-    ready: bool = False
-    killed: bool = False
-
-
-class Fleet:
-    """The server replicas and the worker processes, with their logs in one folder."""
-
-    def __init__(self, settings: Settings, redis_url: str, name: str, folder: Path) -> None:
-        self.settings = settings
-        self.folder = folder
-        self.journal = folder / "journal"
-        self.journal.mkdir()
-        self.env = {
-            **os.environ,
-            "MCP_TASKS_URL": redis_url,
-            "MCP_TASKS_NAME": name,
-            "CHAOS_REDELIVERY": str(settings.redelivery),
-            "CHAOS_JOURNAL": str(self.journal),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.servers: list[subprocess.Popen[bytes]] = []
-        self.urls: list[str] = []
-        self.workers: list[Worker] = []
-        self.killed_pids: set[int] = set()
-        self.started = 0
-        self._readers: set[asyncio.Task[None]] = set()
-
-    def start_servers(self) -> None:
-        ports = []
-        for i in range(self.settings.servers):
-            port = free_port()
-            log = open(self.folder / f"server-{i}.log", "ab")  # noqa: SIM115
-            command = [str(BIN / "fastmcp"), "run", SERVER_FILE, "--transport", "http"]
-            self.servers.append(
-                subprocess.Popen(
-                    [*command, "--port", str(port), "--no-banner", "--log-level", "WARNING"],
-                    cwd=ROOT,
-                    env={**self.env, "MCP_TASKS_WORKER": "0"},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            log.close()
-            ports.append(port)
-        for port, process in zip(ports, self.servers, strict=True):
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"a chaos server exited with {process.returncode}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("a chaos server did not start") from None
-                    time.sleep(0.05)
-            self.urls.append(f"http://127.0.0.1:{port}/mcp")
-
-    def start_worker(self) -> Worker:
-        self.started += 1
-        log = open(self.folder / f"worker-{self.started}.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            [
-                *(str(BIN / "mcp-tasks"), "-v", "worker", SERVER_FILE, "--ready"),
-                *("--url", self.env["MCP_TASKS_URL"]),
-                *("--concurrency", str(self.settings.concurrency)),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-        log.close()
-        worker = Worker(process)
-        self.workers.append(worker)
-        reader = asyncio.create_task(self._await_ready(worker))
-        self._readers.add(reader)
-        reader.add_done_callback(self._readers.discard)
-        return worker
-
-    async def _await_ready(self, worker: Worker) -> None:
-        assert worker.process.stdout is not None
-        line = await asyncio.to_thread(worker.process.stdout.readline)
-        worker.ready = line.strip() == b"ready"
-
-    async def until_ready(self) -> None:
-        async with asyncio.timeout(60):
-            while not all(w.ready for w in self.workers):
-                if any(w.process.poll() is not None for w in self.workers):
-                    raise RuntimeError("a chaos worker exited before it was ready")
-                await asyncio.sleep(0.05)
-
-    def replace_crashed(self) -> int:
-        """Start a new worker for each that exited by itself; answer how many did."""
-        crashed = [w for w in self.workers if w.process.poll() is not None]
-        for worker in crashed:
-            self.workers.remove(worker)
-            self.start_worker()
-        return len(crashed)
-
-    def kill(self, worker: Worker) -> None:
-        worker.process.kill()
-        worker.process.wait(10)
-        worker.killed = True
-        self.killed_pids.add(worker.process.pid)
-        with open(self.folder / "kills.log", "a") as kills:
-            kills.write(f"{time.time():.3f} {worker.process.pid}\n")
-        self.workers.remove(worker)
-
-    def stop_workers(self) -> None:
-        """SIGTERM: a worker stops claiming and finishes what it runs (nothing, by now)."""
-        for worker in self.workers:
-            worker.process.terminate()
-        for worker in self.workers:
-            try:
-                worker.process.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait(5)
-
-    def close(self) -> None:
-        for worker in self.workers:
-            if worker.process.poll() is None:
-                worker.process.kill()
-            worker.process.wait(5)
-        for process in self.servers:
-            process.terminate()
-        for process in self.servers:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-    def log_problems(self) -> list[str]:
-        """Errors the workers and servers logged, counted by kind (outage warnings aside):
-        ERROR lines, and the exception line that ends each traceback."""
-        found: Counter[str] = Counter()
-        for path in sorted(self.folder.glob("*.log")):
-            if path.name == "redis.log":
-                continue
-            kind = "worker" if path.name.startswith("worker") else "server"
-            in_traceback = False
-            for line in path.read_text(errors="replace").splitlines():
-                if line.startswith("Traceback"):
-                    in_traceback = True
-                elif in_traceback and line and not line.startswith((" ", "During", "The above")):
-                    found[f"{kind}: {line.strip()[:200]}"] += 1
-                    in_traceback = False
-                elif " ERROR " in line or "CRITICAL" in line:
-                    found[f"{kind}: {line.split(' ', 2)[-1].strip()[:200]}"] += 1
-        return [f"{count}x {text}" for text, count in found.most_common()]
-
-
-# -- the clients -----------------------------------------------------------------------------
-
-
-class Observed:
-    """Terminal states the clients were told about by push, per task."""
-
-    def __init__(self) -> None:
-        self.terminal: defaultdict[str, set[str]] = defaultdict(set)
-
-    def extension(self, method: str) -> Any:
-        from mcp.client.extension import ClientExtension, NotificationBinding
-        from pydantic import BaseModel, ConfigDict
-
-        class TaskNote(BaseModel):
-            model_config = ConfigDict(extra="allow")
-            taskId: str
-            status: str
-
-        observed = self
-
-        class Binding(ClientExtension):
-            identifier = "chaos.example/task-notifications"
-
-            def notifications(self) -> list[NotificationBinding[Any]]:
-                async def handle(params: TaskNote) -> None:
-                    if params.status in TERMINAL:
-                        observed.terminal[params.taskId].add(params.status)
-
-                return [NotificationBinding(method=method, params_type=TaskNote, handler=handle)]
-
-        return Binding()
-
-
-async def modern(client: Any, method: str, params: dict[str, Any], timeout: float) -> Any:  # noqa: ASYNC109 - the SDK's own per-request timeout
-    """A raw 2026-07-28 request that opts in to the tasks extension."""
-    from mcp_tasks.client import raw_request
-
-    return await raw_request(client, method, params, opt_in=True, timeout=timeout)
-
-
-async def legacy(client: Any, method: str, params: dict[str, Any], timeout: float) -> Any:  # noqa: ASYNC109
-    """A raw 2025-11-25 request (the SDK client would validate a task answer away)."""
-    from mcp_tasks.client import raw_request
-
-    return await raw_request(client, method, params, timeout=timeout)
-
-
-class Slot:
-    """One MCP client (one dialect, one server, one bearer token) that is replaced when its
-    connection breaks.
-
-    Why replacing is needed: in mcp 2.3's streamable HTTP client every request's POST runs in
-    one task group, and a transport error on one POST (a connection the server dropped) ends
-    that group, so every later request of that client fails. A new client with the same
-    token is the same principal, and tasks are bound to the principal (not to the HTTP
-    session, as an unauthenticated 2025-11-25 client's would be), so it reads them all.
-    """
-
-    def __init__(self, index: int, dialect: str, url: str, observed: Observed) -> None:
-        self.index = index
-        self.dialect = dialect
-        self.url = url
-        self.observed = observed
-        self.client: Any = None
-        self.generation = 0
-        self.reconnects = 0
-        self._lock = asyncio.Lock()
-
-    def _make(self) -> Any:
-        from fastmcp import Client
-
-        method = "notifications/tasks" if self.dialect == "modern" else "notifications/tasks/status"
-        return Client(
-            self.url,
-            auth=token(self.index),
-            mode="auto" if self.dialect == "modern" else "legacy",
-            timeout=FOLLOW_TIMEOUT,
-            extensions=[self.observed.extension(method)],
-        )
-
-    async def open(self) -> None:
-        client = self._make()
-        await client.__aenter__()
-        self.client = client
-
-    async def close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await self.client.__aexit__(None, None, None)
-            self.client = None
-
-    async def call(self, method: str, params: dict[str, Any], timeout: float) -> Any:  # noqa: ASYNC109
-        client, generation = self.client, self.generation
-        send = modern if self.dialect == "modern" else legacy
-        try:
-            return await send(client, method, params, timeout)
-        except Exception as exc:
-            if broken(exc):
-                await self._replace(generation)
-            raise
-
-    async def _replace(self, generation: int) -> None:
-        async with self._lock:
-            if generation != self.generation:
-                return  # another caller already replaced it
-            old, delay = self.client, 0.1
-            while True:
-                try:
-                    await self.open()  # callers keep using the old one until this is done
-                    break
-                except Exception:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-            self.generation += 1
-            self.reconnects += 1
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await old.__aexit__(None, None, None)
-
-
-def broken(exc: BaseException) -> bool:
-    """Whether an error means the client itself is unusable (not an answer of the server)."""
-    from mcp.shared.exceptions import MCPError
-    from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
-
-    if isinstance(exc, MCPError):
-        return exc.error.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT)
-    return not isinstance(exc, RuntimeError)  # ours: "not a task", "ended at status ..."
-
-
-def token(index: int) -> str:
-    """Client ``index``'s bearer token; ``chaos_server.py`` accepts ``TOKENS`` of them."""
-    return f"chaos-client-{index}"
-
-
-@dataclass
-class Job:
-    n: int
-    dialect: str
-    sleep_ms: int
-    slot: Slot
-    task_id: str | None = None
-    status: str | None = None
-    value: Any = None
-    updated: str | None = None
-    stage: str = "waiting"
-
-
-class Driver:
-    """Creates and follows every task through the MCP clients, counting every retry."""
-
-    def __init__(self, settings: Settings, report: Report) -> None:
-        self.settings = settings
-        self.report = report
-        self.done = 0
-        self.halfway = asyncio.Event()
-        self.gate = asyncio.Semaphore(settings.in_flight)
-
-    async def run(self, job: Job) -> None:
-        async with self.gate:
-            job.stage = "creating"
-            job.task_id = await self.create(job)
-            job.stage = "following"
-            await self.follow(job)
-            job.stage = "ended"
-        self.done += 1
-        if self.done * 2 >= self.settings.tasks:
-            self.halfway.set()
-
-    async def create(self, job: Job) -> str:
-        """tools/call until one answers with a task. A call that errors may still have
-        made a task (its answer lost): the audit finds such orphans in the docket."""
-        arguments = {"n": job.n, "sleep_ms": job.sleep_ms}
-        params: dict[str, Any] = {"name": "work", "arguments": arguments}
-        if job.dialect == "legacy":
-            params["task"] = {"ttl": 3_600_000}
-        delay = 0.05
-        while True:
-            try:
-                answer = await job.slot.call("tools/call", dict(params), REQUEST_TIMEOUT)
-                task = answer if job.dialect == "modern" else (answer.get("task") or {})
-                if task.get("taskId") and (job.dialect == "legacy" or task.get("resultType")):
-                    return str(task["taskId"])
-                raise RuntimeError(f"not a task: {json.dumps(answer)[:200]}")
-            except Exception as exc:
-                self.report.create_errors += 1
-                self.report.note(f"tools/call, {job.dialect} client {job.slot.index}", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
-    async def follow(self, job: Job) -> None:
-        """Wait (pushed) until the task ends, then read it; retry reads until then."""
-        assert job.task_id is not None
-        ref = {"taskId": job.task_id}
-        call = job.slot.call
-        delay = 0.05
-        while True:
-            try:
-                if job.dialect == "modern":
-                    listen = {"notifications": {"taskIds": [job.task_id]}}
-                    await call("subscriptions/listen", listen, FOLLOW_TIMEOUT)
-                    got = await call("tasks/get", ref, REQUEST_TIMEOUT)
-                    value = ((got.get("result") or {}).get("structuredContent") or {}).get("result")
-                else:
-                    value = None
-                    try:
-                        payload = await call("tasks/result", ref, FOLLOW_TIMEOUT)
-                        value = (payload.get("structuredContent") or {}).get("result")
-                    finally:  # a failed task raises here; its tasks/get still tells
-                        got = await call("tasks/get", ref, REQUEST_TIMEOUT)
-                if got.get("status") in TERMINAL:
-                    job.status, job.value = got["status"], value
-                    job.updated = got.get("lastUpdatedAt")
-                    return
-                raise RuntimeError(f"the follow ended at status {got.get('status')!r}")
-            except Exception as exc:
-                self.report.read_retries += 1
-                self.report.note(f"read, {job.dialect} client {job.slot.index}", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
-    async def reread(self, job: Job) -> dict[str, Any]:
-        """The final tasks/get of the audit (retried like every read)."""
-        assert job.task_id is not None
-        for _ in range(20):
-            try:
-                got: dict[str, Any] = await job.slot.call(
-                    "tasks/get", {"taskId": job.task_id}, REQUEST_TIMEOUT
-                )
-                return got
-            except Exception as exc:
-                self.report.read_retries += 1
-                self.report.note(f"final read, {job.dialect} client {job.slot.index}", exc)
-                await asyncio.sleep(0.2)
-        return {}
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:200]
-
-
 # -- the run ---------------------------------------------------------------------------------
 
 
 async def chaos(settings: Settings, folder: Path, progress: bool = False) -> Report:
-    """One chaos run in ``folder`` (logs, journal, Redis files stay there)."""
+    """One chaos run in ``folder`` (logs, journal, Redis files stay there); the Redis
+    topology lives exactly as long as the run."""
+    if settings.min_replicas and settings.topology == "single":
+        raise ValueError("min_replicas needs replicas: use --topology sentinel or cluster")
+    with topology.make(settings.topology, folder / "redis", settings.redis_down) as store:
+        return await run(settings, store, folder, progress)
+
+
+async def run(settings: Settings, store: topology.Topology, folder: Path, progress: bool) -> Report:
     from mcp_tasks.engine import Docket
 
-    report = Report(tasks=settings.tasks)
-    redis_dir = folder / "redis"
-    redis_dir.mkdir()
-    redis = RedisServer(redis_dir)
-    redis.start()
+    report = Report(
+        tasks=settings.tasks, topology=settings.topology, min_replicas=settings.min_replicas
+    )
     name = f"chaos-{os.getpid()}"
-    fleet = Fleet(settings, redis.url, name, folder)
+    fleet = Fleet(settings, store.url, name, folder)
     rng = random.Random(settings.seed)
     finish_events: Counter[str] = Counter()
     stop = asyncio.Event()
     background: list[asyncio.Task[None]] = []
     slots: list[Slot] = []
     try:
-        async with Docket(name=name, url=redis.url) as docket:
+        async with Docket(name=name, url=store.url) as docket:
             docket.hub.on_every_event(
                 lambda e: finish_events.update([e.key]) if e.status in TERMINAL else None
             )
@@ -703,16 +285,14 @@ async def chaos(settings: Settings, folder: Path, progress: bool = False) -> Rep
                     report.kills += 1
                     fleet.start_worker()
 
-            async def restarter() -> None:
+            async def disrupter() -> None:
                 await driver.halfway.wait()
                 if stop.is_set():
                     return
-                down = time.monotonic()
-                redis.kill()
-                await asyncio.sleep(settings.redis_down)
-                await asyncio.to_thread(redis.start)
-                report.redis_outage_s = time.monotonic() - down
-                report.redis_restarts += 1
+                # Measured by the topology: until the docket's primary took a write again.
+                outage = await asyncio.to_thread(store.disrupt, docket.keys.stream)
+                report.redis_outage_s, report.rejoined_s = outage, store.rejoined_s
+                report.disruptions += 1
 
             async def ticker() -> None:
                 while not stop.is_set():
@@ -732,7 +312,7 @@ async def chaos(settings: Settings, folder: Path, progress: bool = False) -> Rep
                     print(
                         f"  {time.monotonic() - started:5.0f}s: {driver.done:,} of "
                         f"{settings.tasks:,} ended, {report.kills} kills, "
-                        f"{report.redis_restarts} redis restarts, {overdue} overdue for "
+                        f"{report.disruptions} redis faults, {overdue} overdue for "
                         f"redelivery; open: {stuck(jobs)[:160]}",
                         file=sys.stderr,
                         flush=True,
@@ -748,7 +328,7 @@ async def chaos(settings: Settings, folder: Path, progress: bool = False) -> Rep
             report.modern_tasks = sum(job.dialect == "modern" for job in jobs)
             report.legacy_tasks = settings.tasks - report.modern_tasks
             started = time.monotonic()
-            background = [asyncio.create_task(killer()), asyncio.create_task(restarter())]
+            background = [asyncio.create_task(killer()), asyncio.create_task(disrupter())]
             if progress:
                 background.append(asyncio.create_task(ticker()))
             runs = [asyncio.create_task(driver.run(job)) for job in jobs]
@@ -763,10 +343,12 @@ async def chaos(settings: Settings, folder: Path, progress: bool = False) -> Rep
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if report.redis_restarts == 0:
-                report.details.append("the run ended before the Redis restart could happen")
+            if report.disruptions == 0:
+                report.details.append("the run ended before the Redis fault could happen")
             fleet.stop_workers()
             await audit(settings, report, docket, driver, jobs, observed, fleet, finish_events)
+            # Whether the engine did wait for replicas: 0 with min_replicas off.
+            report.replica_waits = await asyncio.to_thread(store.calls, "wait")
     finally:
         stop.set()
         for task in background:
@@ -774,7 +356,6 @@ async def chaos(settings: Settings, folder: Path, progress: bool = False) -> Rep
         for slot in slots:
             await slot.close()
         fleet.close()
-        redis.kill()
     report.reconnects = sum(slot.reconnects for slot in slots)
     report.log_problems = fleet.log_problems()[:20]
     report.workers_started = fleet.started
@@ -792,7 +373,7 @@ async def supervise(
 ) -> set[asyncio.Task[None]]:
     """Wait for every task to be followed to its end; stop early (the rest counts as lost)
     past the deadline, when no task has ended for ``stall`` seconds, when a server process
-    died, or when the killer or the Redis restarter failed. Answers the unfinished runs."""
+    died, or when the killer or the Redis fault failed. Answers the unfinished runs."""
     started = last_change = time.monotonic()
     last_done = -1
     pending = set(runs)
@@ -823,6 +404,27 @@ def stuck(jobs: list[Job]) -> str:
         f"{j.dialect} client {j.slot.index} {j.stage}" for j in jobs if j.stage != "ended"
     )
     return ", ".join(f"{count} {place}" for place, count in sorted(where.items()))
+
+
+async def where(docket: Any, key: str) -> str:
+    """Where the engine has a task: its run hash's status, attempt, worker and stream id, and
+    that stream entry (still there? pending for which consumer, idle how long?)."""
+    try:
+        fields = await docket.client.hmget(
+            docket.keys.run(key), ["status", "attempt", "worker", "sid", "updated"]
+        )
+        status, attempt, worker, sid, updated = (f.decode() if f else None for f in fields)
+        text = f"status={status} attempt={attempt} worker={worker} sid={sid} updated={updated}"
+        if sid:
+            entry = await docket.client.xrange(docket.keys.stream, sid, sid)
+            pending = await docket.client.xpending_range(
+                docket.keys.stream, "workers", min=sid, max=sid, count=1
+            )
+            text += f"; entry {'in' if entry else 'not in'} the stream"
+            text += f", pending: {pending[0] if pending else 'no'}"
+        return text
+    except Exception as exc:
+        return f"unreadable ({describe(exc)})"
 
 
 def read_journal(folder: Path) -> dict[str, list[tuple[int, int, bool, int]]]:
@@ -871,7 +473,10 @@ async def audit(
         right = job.status == "completed" and job.value == expected(job.n)
         if job.status not in TERMINAL:
             report.not_terminal += 1
-            report.details.append(f"n={job.n} {job.task_id}: not terminal ({job.status})")
+            report.details.append(
+                f"n={job.n} {job.task_id}: not terminal ({job.status}); the final tasks/get "
+                f"says {got.get('status')}"
+            )
         elif job.status == "failed":
             report.failed += 1
             report.details.append(f"n={job.n} {job.task_id}: failed")
@@ -896,12 +501,20 @@ async def audit(
         if job.task_id not in journal and job.status == "completed":
             report.never_executed += 1
     report.not_terminal += sum(1 for job in jobs if not job.task_id)
+    for job in jobs:
+        if job.task_id and job.status not in TERMINAL and len(report.details) < 60:
+            report.details.append(
+                f"n={job.n} {job.task_id} in the docket: {await where(docket, job.task_id)}"
+            )
     report.lost = report.not_terminal + report.wrong_results + report.never_executed
     # 2. The docket's own records: attempts, orphans, and terminal announcements.
     prefix = docket.keys.run_prefix
-    keys = [k.decode() async for k in docket.client.scan_iter(match=f"{docket.keys.pattern}")]
+    # SCAN may return a key more than once (Redis says so; seen on a cluster after its
+    # failover, every orphan twice): a set.
+    keys = {k.decode() async for k in docket.client.scan_iter(match=f"{docket.keys.pattern}")}
     run_keys = [k[len(prefix) :] for k in keys if k.startswith(prefix)]
     attempts: dict[str, int] = {}
+    orphans_of: Counter[int | None] = Counter()
     for key in run_keys:
         state = await docket.get(key)
         if state is None:
@@ -910,11 +523,20 @@ async def audit(
         if key not in held:
             report.orphans += 1
             raw = await docket.client.hget(docket.keys.run(key), "call")
-            with contextlib.suppress(Exception):
-                _tool, arguments = pydantic_core.from_json(raw)["a"]
-                report.details.append(f"orphan {key} (n={arguments.get('n')}): {state.status}")
+            n = None
+            with contextlib.suppress(Exception):  # the call is (tool, arguments, caller)
+                n = pydantic_core.from_json(docket.codec.open(raw))["a"][1]["n"]
+            orphans_of[n] += 1
+            report.details.append(f"orphan {key} (n={n}): {state.status}")
             if not state.terminal:
                 report.orphans_not_terminal += 1
+    # Each errored tools/call may have made one task; more orphans of an n than its errored
+    # calls (or an orphan whose n cannot be read) means one call made more than one task.
+    errors_of = {job.n: job.create_errors for job in jobs}
+    report.orphans_beyond_errors = sum(
+        max(count - errors_of.get(n, 0), 0) if n is not None else count
+        for n, count in orphans_of.items()
+    )
     report.redeliveries = sum(max(a - 1, 0) for a in attempts.values())
     report.double_finish_events = sum(1 for count in finish_events.values() if count > 1)
     for key, count in finish_events.items():
@@ -973,7 +595,8 @@ def main() -> None:
     print(
         f"chaos: {settings.tasks:,} tasks, {settings.workers} workers (c={settings.concurrency}),"
         f" {settings.servers} servers, {settings.clients} clients, SIGKILL every "
-        f"~{settings.kill_every:g}s, redelivery {settings.redelivery:g}s; files in {folder}",
+        f"~{settings.kill_every:g}s, redelivery {settings.redelivery:g}s, Redis "
+        f"{settings.topology} with min_replicas {settings.min_replicas}; files in {folder}",
         file=sys.stderr,
     )
     try:

@@ -1,4 +1,4 @@
-"""The server of the chaos run (``benchmarks/chaos.py``, ``tests/test_chaos.py``).
+"""The server of the chaos run (``benchmarks/chaos.py``, ``tests/e2e/test_chaos.py``).
 
 One task tool, ``work(n, sleep_ms)``: it journals that it started, sleeps, journals that it
 ended and answers ``n * n + 1``. The journal is what lets the audit count every execution,
