@@ -33,6 +33,7 @@ _counter = itertools.count()
 
 MCP_LAYER = {
     "test_client",
+    "test_client_against_peer",
     "test_interop_fastmcp_tasks",
     "test_isolation",
     "test_layers",
@@ -46,6 +47,7 @@ MCP_LAYER = {
     "test_mcp_processes",
     "test_mcp_progress_dependency",
     "test_mcp_push",
+    "test_mcp_replication",
     "test_official_2026_client",
     "test_sdk_seam",
     "test_server_entrypoint",

@@ -50,12 +50,15 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 @contextlib.contextmanager
-def http_server(server_file: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``fastmcp run <server_file> --transport http`` on a free port; yields its MCP URL."""
+def http_server(
+    server_file: str, env: dict[str, str] | None = None, bin_dir: Path = BIN
+) -> Iterator[str]:
+    """``fastmcp run <server_file> --transport http`` on a free port (the ``fastmcp`` of
+    ``bin_dir``: this environment's, or another venv's); yields its MCP URL."""
     port = free_port()
     process = subprocess.Popen(
         [
-            str(BIN / "fastmcp"),
+            str(bin_dir / "fastmcp"),
             "run",
             server_file,
             "--transport",
