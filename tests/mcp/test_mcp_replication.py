@@ -65,9 +65,13 @@ async def test_unconfirmed_task_calls_get_a_clear_error(cluster_url: str, docket
             with pytest.raises(MCPError) as error:
                 await legacy(client, "tools/call", call)
             assert error.value.error.message == NOT_CONFIRMED
-            # The withdrawn task was cancelled, unless the worker had already run it in the
-            # 0.1 s the replicas were waited for: either way it is not left working.
+            # The withdrawn task is cancelled (a worker that had already started it in the
+            # 0.1 s the replicas were waited for stops it), unless it had already finished:
+            # either way it is not left working.
             listed = await legacy(client, "tasks/list", {})
-            assert {task["status"] for task in listed["tasks"]} <= {"cancelled", "completed"}
+            for task in listed["tasks"]:
+                await harness.finished(task["taskId"])
+                final = await legacy(client, "tasks/get", {"taskId": task["taskId"]})
+                assert final["status"] in ("cancelled", "completed"), final
     finally:
         await purge(cluster_url, docket_name)
