@@ -135,16 +135,24 @@ class Backend:
                 max_connections=max_connections,
             )
         pool = BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=max_connections,
-            timeout=30,
-            health_check_interval=30,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=5,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-            retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
+            self.url, **pool_options(max_connections, socket_timeout)
         )
         return Redis(connection_pool=pool)
+
+
+def pool_options(max_connections: int, socket_timeout: float) -> dict[str, Any]:
+    """How every pool of a single primary (``redis://``, ``redis+sentinel://``) behaves: it
+    waits for a free connection rather than failing, checks idle ones, and retries a command
+    whose connection broke (an outage or a failover) with backoff before it gives up."""
+    return {
+        "max_connections": max_connections,
+        "timeout": 30,
+        "health_check_interval": 30,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": 5,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry_on_error": [ConnectionError, TimeoutError, BusyLoadingError],
+    }
 
 
 async def close_client(client: Redis) -> None:
@@ -278,16 +286,10 @@ def sentinel_client(url: str, max_connections: int, socket_timeout: float) -> Re
     pool = BlockingSentinelPool(  # type: ignore[no-untyped-call]
         target.service,
         sentinel,
-        max_connections=max_connections,
-        timeout=30,
         db=target.db,
         username=target.username,
         password=target.password,
         ssl=target.tls,
-        health_check_interval=30,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=5,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-        retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
+        **pool_options(max_connections, socket_timeout),
     )
     return Redis(connection_pool=pool)
