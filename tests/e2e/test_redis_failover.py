@@ -47,7 +47,11 @@ async def test_nothing_a_client_holds_is_lost_with_min_replicas(
     assert report.kills >= 1, text
     assert report.replica_waits > 0, text  # the engine did wait for its replicas
     assert report.lost == 0 and report.not_terminal == 0 and report.wrong_results == 0, text
-    assert report.unreadable_at_end == 0 and report.ok, text
+    assert report.unreadable_at_end == 0 and report.orphans_not_terminal == 0, text
+    # Not asserted: duplicates a failover explains. min_replicas confirms what a client is
+    # told (creation, end, cancel, answer), not a worker's claim; a claim the promoted
+    # replica never got is delivered again, so a live worker may run a task twice (seen
+    # once in CI: the same worker, attempt 1 twice, two terminal announcements).
 
 
 @pytest.mark.parametrize("topology", ["sentinel", "cluster"])
