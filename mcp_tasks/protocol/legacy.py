@@ -37,8 +37,11 @@ def dump(model: mcp_types.Task | mcp_types.Result) -> dict[str, Any]:
 
 def task_fields(view: TaskView) -> dict[str, Any]:
     """The Task fields: the result of tasks/get and tasks/cancel, the params of
-    notifications/tasks/status."""
-    return dump(task(view))
+    notifications/tasks/status (with the progress numbers in ``_meta``)."""
+    fields = dump(task(view))
+    if (meta := view.progress_meta()) is not None:
+        fields["_meta"] = meta
+    return fields
 
 
 def create_result(view: TaskView) -> dict[str, Any]:

@@ -6,12 +6,12 @@ In this dialect a tool result with ``isError: true`` completes the task with tha
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import mcp_types
 from pydantic import BaseModel, ConfigDict, Field
 
-from .view import TaskStatus, TaskView, iso
+from .view import PROGRESS_META, TaskStatus, TaskView, iso
 
 
 class _Wire(BaseModel):
@@ -46,6 +46,8 @@ class DetailedTask(Task):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     input_requests: dict[str, Any] | None = Field(default=None, alias="inputRequests")
+    meta: dict[str, Any] | None = Field(default=None, alias="_meta")
+    """The progress numbers (``PROGRESS_META``), which the extension has no field for."""
 
 
 def _base(view: TaskView) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def detailed(view: TaskView) -> DetailedTask:
         result=result,
         error=view.error if view.status == "failed" else None,
         inputRequests=view.input_requests if view.status == "input_required" else None,
+        _meta=view.progress_meta(),
     )
 
 
@@ -103,6 +106,25 @@ class TaskState(mcp_types.Result):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def progress(self) -> ProgressNumbers | None:
+        """How far the work got, if the tool reports numbers (mcp-tasks servers send them in
+        ``_meta`` in both dialects; a completed task's reads its total)."""
+        numbers = (self.meta or {}).get(PROGRESS_META)
+        if not isinstance(numbers, dict) or not isinstance(numbers.get("progress"), int | float):
+            return None
+        total = numbers.get("total")
+        known = total if isinstance(total, int | float) else None
+        return ProgressNumbers(numbers["progress"], known)
+
+
+class ProgressNumbers(NamedTuple):
+    """``progress`` of ``total`` (None when the tool does not know it), as a progress bar
+    takes them."""
+
+    progress: float
+    total: float | None
 
 
 class CreatedTask(mcp_types.Result):

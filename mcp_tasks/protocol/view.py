@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+PROGRESS_META = "io.github.mcp-tasks/progress"
+"""The ``_meta`` key of a task's progress numbers in ``tasks/get`` and the status
+notifications of both dialects (``mcp_tasks.client`` reads it as ``TaskState.progress``)."""
+
 TaskStatus = Literal["working", "input_required", "completed", "failed", "cancelled"]
 
 
@@ -30,6 +34,20 @@ class TaskView:
     tool: str
     input_requests: dict[str, Any] | None = None
     """Open input requests (e.g. ``elicitation/create``) of an ``input_required`` task."""
+    progress: float | None = None
+    """How far the work got (``progress_total`` at the end of a completed task that knew its
+    total), as the tool last reported it; None before its first report."""
+    progress_total: float | None = None
+
+    def progress_meta(self) -> dict[str, Any] | None:
+        """The ``_meta`` entry both dialects carry the numbers in (neither task shape has a
+        field for them): the ``progress``/``total`` of ``notifications/progress``."""
+        if self.progress is None:
+            return None
+        numbers: dict[str, Any] = {"progress": self.progress}
+        if self.progress_total is not None:
+            numbers["total"] = self.progress_total
+        return {PROGRESS_META: numbers}
 
     @property
     def is_tool_error(self) -> bool:

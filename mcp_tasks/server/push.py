@@ -88,7 +88,7 @@ async def listen(
 
         async def send(state: ExecutionState) -> None:
             params = modern.detailed(view_of(state)).wire()
-            params["_meta"] = meta
+            params["_meta"] = {**params.get("_meta", {}), **meta}
             await ctx.session.send_notification(
                 TasksNotification(params=params),  # type: ignore[arg-type]  # an extension notification
                 related_request_id=ctx.request_id,

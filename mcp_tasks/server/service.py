@@ -131,6 +131,7 @@ def view_of(state: ExecutionState) -> TaskView:
         message = reason
     elif result is not None and result.get("isError"):
         message = _first_text(result) or "the tool reported an error"
+    done, total = _progress(state)
     return TaskView(
         task_id=state.key,
         status=status,
@@ -144,7 +145,20 @@ def view_of(state: ExecutionState) -> TaskView:
         owner=meta.owner,
         tool=meta.tool,
         input_requests=dict(state.questions) or None,
+        progress=done,
+        progress_total=total,
     )
+
+
+def _progress(state: ExecutionState) -> tuple[float | None, float | None]:
+    """The numbers last reported; a completed task's read its total (its last report, say 9
+    of 10, was made before the last step), so a client's bar ends full."""
+    if state.progress is None:
+        return None, None
+    total = state.progress.total
+    if state.status is Status.COMPLETED and total is not None:
+        return total, total
+    return state.progress.current, total
 
 
 def _poll_ms(meta: TaskMeta, state: ExecutionState) -> int | None:

@@ -83,15 +83,19 @@ def task_id(stderr: str) -> str:
     return found.group(1)
 
 
-# -- examples/progress_client.py (2026-07-28) ----------------------------------------------
+# -- examples/progress_client.py (both dialects, mcp_tasks.client) --------------------------
 
 
-def test_progress_client_over_stdio_follows_pushed_notifications() -> None:
-    done = run(sys.executable, EXAMPLES / "progress_client.py", "count_primes", '{"below": 100000}')
-    assert json.loads(done.stdout) == {"result": 9592}
-    assert "(2026-07-28)" in done.stderr
-    pushed = re.search(r"completed \((\d+) updates pushed\)", done.stderr)
-    assert pushed, done.stderr
+@pytest.mark.parametrize(("flags", "version"), [((), "2026-07-28"), (("--legacy",), "2025-11-25")])
+def test_progress_client_over_stdio_follows_pushed_progress(
+    flags: tuple[str, ...], version: str
+) -> None:
+    args = ("count_primes", '{"below": 1000000}', *flags)
+    done = run(sys.executable, EXAMPLES / "progress_client.py", *args)
+    assert json.loads(done.stdout) == {"result": 78498}
+    assert f"({version})" in done.stderr
+    pushed = re.search(r"completed \((\d+) updates pushed, progress 1000000/1000000\)", done.stderr)
+    assert pushed, done.stderr  # the same numbers in both dialects, full at the end
     assert int(pushed.group(1)) >= 2  # at least one change while working, then the end
 
 
@@ -99,7 +103,7 @@ def test_progress_client_over_http_polls(url: str) -> None:
     args = ("sleep", '{"seconds": 0.3}', "--url", url, "--poll")
     done = run(sys.executable, EXAMPLES / "progress_client.py", *args)
     assert json.loads(done.stdout) == {"result": "slept 0.3s"}
-    assert re.search(r"completed \(\d+ updates polled\)", done.stderr), done.stderr
+    assert re.search(r"completed \(\d+ updates polled, progress 10/10\)", done.stderr), done.stderr
 
 
 def test_progress_client_ctrl_c_cancels_the_task_over_stdio() -> None:

@@ -1,9 +1,10 @@
 """``mcp_tasks.client`` against our server, in-process, on every backend, in both dialects.
 
 What a Python caller relies on: a handle at once, changes followed until the end (pushed in
-2026-07-28, polled in 2025-11-25), the tool's own result, cancel, input answered
-(``tasks/update`` in 2026, the elicitation handler in 2025), a handle resumed from its id on
-another connection, and a plain ``call_tool`` of a task tool still answering the tool's result.
+both dialects, or polled), progress numbers that end full, the tool's own result, cancel,
+input answered (``tasks/update`` in 2026, the elicitation handler in 2025), a handle resumed
+from its id on another connection, and a plain ``call_tool`` of a task tool still answering
+the tool's result.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import METHOD_NOT_FOUND
 
 from mcp_tasks import Tasks
-from mcp_tasks.client import TasksClient
+from mcp_tasks.client import ProgressNumbers, TasksClient
 from mcp_tasks.server import push
 from tests.helpers.dockets import purge
 
@@ -57,19 +58,23 @@ async def test_follow_poll_and_plain_calls_end_with_the_tools_result(
     server: FastMCP, mode: str
 ) -> None:
     tasks = TasksClient()
-    async with Client(server, extensions=[tasks], mode=mode) as client:  # type: ignore[arg-type]
+    async with tasks.connect(server, mode=mode) as client:
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
         pushed = await tasks.call_tool(client, "steps", {"n": 5})
         seen = [state async for state in pushed.follow()]
         assert seen[-1].status == "completed"
         assert seen[-1].result is not None
         assert seen[-1].result["structuredContent"] == {"result": 5}
-        if mode == "auto":  # pushed: every change; polled: what each poll found
-            assert {s.status_message for s in seen[:-1]} >= {"step 4"}
+        # Pushed: every change, numbers and message together, the same in both dialects
+        # (2025-11-25's come as notifications/progress on the call's token).
+        during = {(s.progress, s.status_message) for s in seen[:-1]}
+        assert (ProgressNumbers(4, 5), "step 4") in during, during
+        assert seen[-1].progress == ProgressNumbers(5, 5)  # the last report was 4 of 5
 
         polled = await tasks.call_tool(client, "steps", {"n": 2})
         final = await polled.wait(push=False)
         assert final.result is not None and final.result["structuredContent"] == {"result": 2}
+        assert final.progress == ProgressNumbers(2, 2)
 
         plain = await client.call_tool("steps", {"n": 3})  # resolved through the claim
         assert plain.data == 3
@@ -137,3 +142,19 @@ async def test_two_follows_of_one_task_each_see_every_state_once(server: FastMCP
         assert all(a != b for a, b in itertools.pairwise(shown)), shown
         assert [s.status for s in seen].count("completed") == 1
         assert seen[-1].status == "completed"
+
+
+async def test_2025_status_changes_are_pushed_without_a_message_handler(server: FastMCP) -> None:
+    """``Client(extensions=[tasks])`` alone: the status notifications still arrive (an
+    extension's binding), and the end comes from ``tasks/result``, not from polling."""
+
+    async def ask(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        return {"value": False}
+
+    tasks = TasksClient()
+    options: dict[str, Any] = {"extensions": [tasks], "mode": "legacy", "elicitation_handler": ask}
+    async with Client(server, **options) as client:
+        task = await tasks.call_tool(client, "confirm")
+        task.poll_interval_ms = 3_600_000  # a poll would hang the test: only push can end it
+        seen = [state.status async for state in task.follow()]
+    assert seen[-1] == "completed", seen
