@@ -1,0 +1,575 @@
+"""How cost grows with the work in flight: real server processes over streamable HTTP.
+
+    .venv/bin/python benchmarks/scale.py            # ~5 minutes on a 2-core machine
+    .venv/bin/python benchmarks/scale.py --quick    # a smoke run (CI), no figures worth quoting
+    .venv/bin/python benchmarks/scale.py --tasks 10000 --listeners 2000 --replicas 4
+
+It starts a Redis of its own (loopback, no persistence), ``--replicas`` API-only server
+replicas of ``benchmarks/scale_server.py`` (``fastmcp run --transport http``) and
+``--workers`` worker processes (``mcp-tasks worker``), then, with raw JSON-RPC over httpx
+(a load generator that costs little, so the servers are what is measured):
+
+1. **ramp**: ``--tasks`` tasks of ``until()`` created through the replicas, half in each
+   dialect (2025-11-25 in ``--sessions`` HTTP sessions, each with its GET stream open for
+   ``notifications/tasks/status``; 2026-07-28 stateless), all to end at the same moment;
+   replica and worker memory per task in flight, and creation rate.
+2. **listeners**: ``--listeners`` 2026-07-28 ``subscriptions/listen`` streams, spread over
+   the replicas, each following its share of the 2026 tasks.
+3. **burst**: the tasks all end within about a second; the delay from each task's end (its
+   ``lastUpdatedAt``) to its terminal notification reaching the client, per dialect (p50,
+   p99, missed), Redis commands and replica CPU per task during the wave.
+4. **store**: Redis bytes per finished task record, and ``tasks/list`` and ``/metrics``
+   latency before and after the store filled (flat is the goal).
+5. **pollers**: ``--pollers`` 2026-07-28 clients each create a ``nap`` of a length from
+   ``LENGTHS`` and poll ``tasks/get`` at the ``pollIntervalMs`` the server suggests: polls per
+   task, how late each end is seen, and replica CPU per ``tasks/get``.
+
+The targets of issue 16 are printed beside the figures. Not measured here yet: fastmcp-tasks
+beside us (its pollers at its client's defaults), and stores of 100k tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SERVER_FILE = "benchmarks/scale_server.py"
+MODERN, LEGACY = "2026-07-28", "2025-11-25"
+EXTENSION_ID = "io.modelcontextprotocol/tasks"
+LENGTHS = (0.05, 0.5, 3.0, 20.0)
+"""The pollers' task lengths (seconds); ``--quick`` divides them by 10."""
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Settings:
+    tasks: int = 5000
+    listeners: int = 1000
+    sessions: int = 50
+    pollers: int = 400
+    replicas: int = 2
+    workers: int = 2
+    quick: bool = False
+
+    @classmethod
+    def quick_run(cls) -> Settings:
+        return cls(tasks=200, listeners=20, sessions=4, pollers=16, quick=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
+class Fleet:
+    """Redis, the API replicas and the workers; every log in one folder."""
+
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        self.settings, self.folder = settings, folder
+        self.redis_port = free_port()
+        self.url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.env = {
+            **os.environ,
+            "MCP_TASKS_URL": self.url,
+            "MCP_TASKS_NAME": "scale",
+            "MCP_TASKS_METRICS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.replicas: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(self.folder / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.processes.append(process)
+        return process
+
+    def start(self) -> None:
+        redis_server = shutil.which("redis-server") or "redis-server"
+        arguments = ["--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", ""]
+        process = self._spawn("redis", [redis_server, *arguments, "--appendonly", "no"], {})
+        wait_for_port(self.redis_port, process, "redis-server")
+        ports = []
+        for i in range(self.settings.replicas):
+            port = free_port()
+            command = [str(BIN / "fastmcp"), "run", SERVER_FILE, "--transport", "http"]
+            command += ["--port", str(port), "--no-banner", "--log-level", "WARNING"]
+            env = {**self.env, "MCP_TASKS_WORKER": "0"}
+            self.replicas.append(self._spawn(f"replica-{i}", command, env))
+            ports.append(port)
+        concurrency = self.settings.tasks // self.settings.workers + self.settings.pollers + 100
+        for i in range(self.settings.workers):
+            command = [str(BIN / "mcp-tasks"), "worker", SERVER_FILE, "--url", self.url]
+            command += ["--concurrency", str(concurrency)]
+            self.workers.append(self._spawn(f"worker-{i}", command, self.env))
+        for port, replica in zip(ports, self.replicas, strict=True):
+            wait_for_port(port, replica, "a replica")
+            self.urls.append(f"http://127.0.0.1:{port}/mcp")
+
+    def cpu(self, processes: list[subprocess.Popen[bytes]]) -> float:
+        return sum(cpu_seconds(p.pid) for p in processes)
+
+    def rss(self, processes: list[subprocess.Popen[bytes]]) -> int:
+        return sum(rss_bytes(p.pid) for p in processes)
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+# -- raw JSON-RPC over streamable HTTP ---------------------------------------------------------
+
+
+def modern_meta() -> dict[str, Any]:
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "scale", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION_ID: {}}},
+    }
+
+
+def answer_of(response: httpx.Response) -> dict[str, Any]:
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        for line in reversed(response.text.splitlines()):
+            if line.startswith("data:") and ('"result"' in line or '"error"' in line):
+                message: dict[str, Any] = json.loads(line[5:])
+                break
+        else:
+            raise RuntimeError(f"no answer in {response.text[:200]!r}")
+    else:
+        message = response.json()
+    if "error" in message:
+        raise RuntimeError(f"JSON-RPC error: {message['error']}")
+    result: dict[str, Any] = message["result"]
+    return result
+
+
+class Peer:
+    """One client of one replica in one dialect (a 2025-11-25 one opens a session)."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, version: str) -> None:
+        self.http, self.url, self.version = http, url, version
+        self.session: str | None = None
+        self.requests = 0
+
+    def headers(self, method: str, name: str | None = None) -> dict[str, str]:
+        headers = {
+            "accept": "application/json, text/event-stream",
+            "content-type": "application/json",
+            "mcp-protocol-version": self.version,
+        }
+        if self.version == MODERN:
+            headers["mcp-method"] = method
+            if name:
+                headers["mcp-name"] = name
+        if self.session:
+            headers["mcp-session-id"] = self.session
+        return headers
+
+    def body(self, method: str, params: dict[str, Any]) -> bytes:
+        if self.version == MODERN:
+            params = {**params, "_meta": modern_meta()}
+        self.requests += 1
+        message = {"jsonrpc": "2.0", "id": self.requests, "method": method, "params": params}
+        return json.dumps(message).encode()
+
+    async def call(self, method: str, params: dict[str, Any], name: str | None = None) -> Any:
+        response = await self.http.post(
+            self.url, headers=self.headers(method, name), content=self.body(method, params)
+        )
+        if method == "initialize":
+            self.session = response.headers.get("mcp-session-id")
+        return answer_of(response)
+
+    async def open(self) -> None:
+        params = {
+            "protocolVersion": self.version,
+            "capabilities": {},
+            "clientInfo": {"name": "scale", "version": "0"},
+        }
+        await self.call("initialize", params)
+        note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        headers = self.headers("notifications/initialized")
+        await self.http.post(self.url, headers=headers, content=json.dumps(note).encode())
+
+    async def create(self, tool: str, arguments: dict[str, Any]) -> str:
+        params: dict[str, Any] = {"name": tool, "arguments": arguments}
+        if self.version == LEGACY:
+            params["task"] = {}
+            return str((await self.call("tools/call", params))["task"]["taskId"])
+        return str((await self.call("tools/call", params, name=tool))["taskId"])
+
+    async def stream(self, method: str, params: dict[str, Any] | None, seen: Seen) -> None:
+        """Read a notification stream (GET when ``params`` is None, else a POSTed request
+        whose answer streams) into ``seen`` until cancelled."""
+        if params is None:
+            request = self.http.build_request("GET", self.url, headers=self.headers("GET"))
+            del request.headers["content-type"]
+        else:
+            request = self.http.build_request(
+                "POST", self.url, headers=self.headers(method), content=self.body(method, params)
+            )
+        response = await self.http.send(request, stream=True)
+        try:
+            seen.opened += 1
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    seen.take(json.loads(line[5:]))
+        finally:
+            await response.aclose()
+
+
+def moment(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Seen:
+    """Terminal notifications received: the delay from each task's end, per dialect."""
+
+    delays: dict[str, dict[str, float]] = field(default_factory=lambda: {MODERN: {}, LEGACY: {}})
+    opened: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    wanted: set[str] = field(default_factory=set)
+    """The burst's tasks (not the store's few)."""
+
+    def take(self, message: dict[str, Any]) -> None:
+        method = message.get("method")
+        if method not in ("notifications/tasks", "notifications/tasks/status"):
+            return
+        params = message["params"]
+        if params.get("status") not in ("completed", "failed", "cancelled"):
+            return
+        dialect = MODERN if method == "notifications/tasks" else LEGACY
+        delays = self.delays[dialect]
+        task_id = params["taskId"]
+        if task_id in self.wanted and task_id not in delays:
+            delays[task_id] = time.time() - moment(params["lastUpdatedAt"])
+            if sum(len(d) for d in self.delays.values()) >= len(self.wanted):
+                self.arrived.set()
+
+
+# -- the phases -------------------------------------------------------------------------------
+
+
+def redis_calls(client: redis.Redis) -> int:
+    stats: dict[str, dict[str, Any]] = client.info("commandstats")  # type: ignore[assignment]
+    return sum(int(v["calls"]) for v in stats.values())
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+async def timed(action: Any, repeat: int = 5) -> float:
+    """Median milliseconds of ``repeat`` awaits of ``action()``."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await action()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+async def gather_limited(coroutines: list[Any], limit: int = 64) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine: Any) -> Any:
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines))
+
+
+async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    store = redis.Redis(port=fleet.redis_port)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as http:
+        urls = fleet.urls
+        sessions = [Peer(http, urls[i % len(urls)], LEGACY) for i in range(settings.sessions)]
+        await asyncio.gather(*(s.open() for s in sessions))
+        moderns = [Peer(http, url, MODERN) for url in urls]
+        seen = Seen()
+        streams = [asyncio.create_task(s.stream("GET", None, seen)) for s in sessions]
+
+        # The store before: tasks/list of a session with a few tasks, and /metrics.
+        lister = sessions[0]
+        for _ in range(5):
+            await lister.create("nap", {"seconds": 0})
+        metrics_url = urls[0].removesuffix("/mcp") + "/metrics"
+        list_before = await timed(lambda: lister.call("tasks/list", {}))
+        metrics_before = await timed(lambda: http.get(metrics_url))
+        memory_before = int(store.info("memory")["used_memory"])
+
+        # 1. ramp
+        legacy_count = settings.tasks // 2
+        rss_before = fleet.rss(fleet.replicas), fleet.rss(fleet.workers)
+        started = time.perf_counter()
+        ends: dict[str, Any] = {}
+        legacy_ids = await gather_limited(
+            [sessions[i % len(sessions)].create("until", ends) for i in range(legacy_count)]
+        )
+        modern_ids = await gather_limited(
+            [
+                moderns[i % len(moderns)].create("until", ends)
+                for i in range(settings.tasks - legacy_count)
+            ]
+        )
+        ramp_s = time.perf_counter() - started
+        seen.wanted.update(legacy_ids)
+        rss_after = fleet.rss(fleet.replicas), fleet.rss(fleet.workers)
+        out["create_per_s"] = settings.tasks / ramp_s
+        out["replica_bytes_per_task"] = (rss_after[0] - rss_before[0]) / settings.tasks
+        out["worker_bytes_per_task"] = (rss_after[1] - rss_before[1]) / settings.tasks
+
+        # 2. listeners: each 2026 stream follows its share of the 2026 tasks
+        share = max(1, len(modern_ids) // settings.listeners)
+        listeners = []
+        for i in range(settings.listeners):
+            ids = modern_ids[i * share : (i + 1) * share] if i * share < len(modern_ids) else []
+            if not ids:
+                break
+            peer = Peer(http, urls[i % len(urls)], MODERN)
+            params = {"notifications": {"taskIds": ids}}
+            listeners.append(asyncio.create_task(peer.stream("subscriptions/listen", params, seen)))
+        followed = min(len(modern_ids), share * len(listeners)) + legacy_count
+        seen.wanted.update(modern_ids[: share * len(listeners)])
+        async with asyncio.timeout(120):
+            while seen.opened < len(sessions) + len(listeners):  # noqa: ASYNC110 - a count
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the listen acks and initial states
+        rss_listening = fleet.rss(fleet.replicas)
+        out["listeners"] = len(listeners)
+        out["replica_bytes_per_listener"] = (rss_listening - rss_after[0]) / max(1, len(listeners))
+
+        # 3. burst: every task ends at the moment written here (see scale_server.until)
+        store.set("scale:end", str(time.time() + 2.0))
+        calls_before, cpu_before = redis_calls(store), fleet.cpu(fleet.replicas)
+        try:
+            async with asyncio.timeout(60 + settings.tasks / 100):
+                await seen.arrived.wait()
+        except TimeoutError:
+            pass
+        calls_after, cpu_after = redis_calls(store), fleet.cpu(fleet.replicas)
+        for task in [*streams, *listeners]:
+            task.cancel()
+        await asyncio.gather(*streams, *listeners, return_exceptions=True)
+        out["burst"] = {
+            dialect: {
+                "p50_ms": percentile(list(d.values()), 0.5) * 1000,
+                "p99_ms": percentile(list(d.values()), 0.99) * 1000,
+                "max_ms": max(d.values(), default=float("nan")) * 1000,
+                "got": len(d),
+            }
+            for dialect, d in seen.delays.items()
+        }
+        out["followed"] = {LEGACY: legacy_count, MODERN: followed - legacy_count}
+        out["redis_calls_per_task"] = (calls_after - calls_before) / settings.tasks
+        out["replica_cpu_ms_per_task"] = (cpu_after - cpu_before) * 1000 / settings.tasks
+
+        # 4. store
+        await asyncio.sleep(1.0)
+        memory_after = int(store.info("memory")["used_memory"])
+        out["redis_bytes_per_finished_task"] = (memory_after - memory_before) / settings.tasks
+        out["list_ms"] = (list_before, await timed(lambda: lister.call("tasks/list", {})))
+        out["metrics_ms"] = (metrics_before, await timed(lambda: http.get(metrics_url)))
+
+        # 5. pollers
+        out["pollers"] = await pollers(settings, fleet, http)
+    store.close()
+    return out
+
+
+async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> dict[str, Any]:
+    lengths = [length / (10 if settings.quick else 1) for length in LENGTHS]
+    polls: dict[float, list[int]] = {length: [] for length in lengths}
+    late: dict[float, list[float]] = {length: [] for length in lengths}
+    gets = Counter[str]()
+
+    async def poller(index: int) -> None:
+        length = lengths[index % len(lengths)]
+        peer = Peer(http, fleet.urls[index % len(fleet.urls)], MODERN)
+        created = await peer.call(
+            "tools/call", {"name": "nap", "arguments": {"seconds": length}}, "nap"
+        )
+        task_id, interval = created["taskId"], created.get("pollIntervalMs") or 1000
+        count = 0
+        while True:
+            await asyncio.sleep(interval / 1000)
+            state = await peer.call("tasks/get", {"taskId": task_id})
+            count += 1
+            gets["tasks/get"] += 1
+            interval = state.get("pollIntervalMs") or interval
+            if state["status"] in ("completed", "failed", "cancelled"):
+                late[length].append(time.time() - moment(state["lastUpdatedAt"]))
+                polls[length].append(count)
+                return
+
+    cpu_before = fleet.cpu(fleet.replicas)
+    started = time.perf_counter()
+    await asyncio.gather(*(poller(i) for i in range(settings.pollers)))
+    elapsed = time.perf_counter() - started
+    cpu = fleet.cpu(fleet.replicas) - cpu_before
+    requests = gets["tasks/get"] + settings.pollers
+    return {
+        "cpu_ms_per_request": cpu * 1000 / requests,
+        "requests": requests,
+        "seconds": elapsed,
+        "by_length": {
+            length: {
+                "polls_median": statistics.median(polls[length]),
+                "seen_late_p50_ms": percentile(late[length], 0.5) * 1000,
+                "seen_late_max_ms": max(late[length]) * 1000,
+            }
+            for length in lengths
+            if polls[length]
+        },
+    }
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def report(settings: Settings, out: dict[str, Any]) -> None:
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    def row(*cells: str) -> None:
+        print("| " + " | ".join(cells) + " |")
+
+    burst = out["burst"]
+    print(
+        f"\nscale run: {settings.tasks:,} tasks in flight, {out['listeners']:,} listeners "
+        f"(2026-07-28) + {settings.sessions} 2025-11-25 sessions with a GET stream, "
+        f"{settings.replicas} API replicas, {settings.workers} workers, one Redis; "
+        f"{os.cpu_count()} cores"
+    )
+    print("\n| measure | figure | target |")
+    print("|---|---|---|")
+    row("tasks created per second (both dialects)", f"{out['create_per_s']:,.0f}", "")
+    replica = out["replica_bytes_per_task"]
+    row(
+        "replica memory per task in flight",
+        f"{replica:,.0f} B",
+        f"≤ 2,048 B: {met(replica <= 2048)}",
+    )
+    row("worker memory per task in flight", f"{out['worker_bytes_per_task']:,.0f} B", "")
+    row("replica memory per listen stream", f"{out['replica_bytes_per_listener']:,.0f} B", "")
+    for dialect, name in ((MODERN, "2026-07-28 listeners"), (LEGACY, "2025-11-25 sessions")):
+        b = burst[dialect]
+        missed = out["followed"][dialect] - b["got"]
+        target = f"≤ 200 ms: {met(b['p99_ms'] <= 200 and missed == 0)}"
+        row(
+            f"burst, end → client, {name}",
+            f"p50 {b['p50_ms']:,.0f} ms, p99 {b['p99_ms']:,.0f} ms, max {b['max_ms']:,.0f} ms, "
+            f"missed {missed}",
+            f"p99 {target}",
+        )
+    calls = out["redis_calls_per_task"]
+    row("Redis commands per task in the wave", f"{calls:.1f}", f"≤ 10: {met(calls <= 10)}")
+    row("replica CPU per task in the wave", f"{out['replica_cpu_ms_per_task']:.2f} ms", "")
+    stored = out["redis_bytes_per_finished_task"]
+    row("Redis bytes per finished task", f"{stored:,.0f} B", f"≤ 1,536 B: {met(stored <= 1536)}")
+    for label, key in (("tasks/list page (5 tasks)", "list_ms"), ("/metrics", "metrics_ms")):
+        before, after = out[key]
+        store = f"{label}: empty store → {settings.tasks:,} finished"
+        row(store, f"{before:.1f} → {after:.1f} ms", "flat")
+    p = out["pollers"]
+    cpu = p["cpu_ms_per_request"]
+    requests = f"pollers: replica CPU per request ({p['requests']:,} requests)"
+    row(requests, f"{cpu:.2f} ms", f"≤ 0.5 ms: {met(cpu <= 0.5)}")
+    for length, figures in p["by_length"].items():
+        late = (
+            f"{figures['seen_late_p50_ms']:,.0f} ms late (max {figures['seen_late_max_ms']:,.0f})"
+        )
+        seen = f"{figures['polls_median']:g} polls, end seen {late}"
+        row(f"pollers: a {length:g} s task", seen, "a handful; quick ones within ~150 ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    defaults = Settings()
+    for name in ("tasks", "listeners", "sessions", "pollers", "replicas", "workers"):
+        parser.add_argument(
+            f"--{name}", type=int, default=None, help=f"default {getattr(defaults, name)}"
+        )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    settings = Settings.quick_run() if args.quick else Settings()
+    for name in ("tasks", "listeners", "sessions", "pollers", "replicas", "workers"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    folder = Path(tempfile.mkdtemp(prefix="mcp-tasks-scale-"))
+    fleet = Fleet(settings, folder)
+    try:
+        fleet.start()
+        out = asyncio.run(run(settings, fleet))
+    finally:
+        fleet.close()
+    report(settings, out)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    print(f"\nlogs: {folder}")
+
+
+if __name__ == "__main__":
+    main()
