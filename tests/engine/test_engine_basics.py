@@ -112,6 +112,40 @@ async def test_failed_task_records_the_error(docket: Docket) -> None:
     assert final.result is None
 
 
+async def test_an_ended_task_keeps_no_arguments(docket: Docket) -> None:
+    """A finished record is kept for the result's TTL: the call's arguments (often its
+    largest value) leave it when the task ends, however it ends."""
+
+    async def explode(blob: str) -> None:
+        raise ValueError("no")
+
+    async def wait_forever(blob: str) -> None:
+        await asyncio.Event().wait()
+
+    docket.register(crunch)
+    docket.register(explode)
+    docket.register(wait_forever)
+    blob = "x" * 500
+    done = await docket.add(crunch)(1, mode=blob)
+    failed = await docket.add(explode)(blob)
+    later = await docket.add(wait_forever, when=datetime.now(UTC) + timedelta(hours=1))(blob)
+    assert await docket.client.hexists(docket.keys.run(later.key), "call")  # needed until then
+    assert await docket.cancel(later.key)
+    async with running(Worker(docket)):
+        for execution in (done, failed):
+            await docket.wait(execution.key, timeout=10)
+    for execution, status in (
+        (done, Status.COMPLETED),
+        (failed, Status.FAILED),
+        (later, Status.CANCELLED),
+    ):
+        run = docket.keys.run(execution.key)
+        fields = {k.decode() for k in await docket.client.hkeys(run)}
+        assert "call" not in fields and "sid" not in fields, (status, fields)
+        state = await docket.get(execution.key)
+        assert state is not None and state.status is status
+
+
 async def test_terminal_state_expires_after_the_result_ttl(
     url: str, docket_name: str, purged: None
 ) -> None:

@@ -24,6 +24,7 @@ if f[2] then
   redis.call('XDEL', stream, f[2])
 end
 redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
+forget_call(run)
 redis.call('PEXPIRE', run, tonumber(f[3]) or ttl)
 redis.call('HINCRBY', stats, 'cancelled:' .. (f[4] or ''), 1)
 note(notes, 'cancelled', '', key)

@@ -14,6 +14,13 @@ local function publish(channel, notes)
   end
 end
 
+-- A task has ended (completed, failed, cancelled): drop what only running it needed. Its
+-- call (the arguments, often the largest value) and its stream entry id are dead weight
+-- in a record kept for the result's TTL, and arguments are never shown once it has ended.
+local function forget_call(run)
+  redis.call('HDEL', run, 'call', 'sid')
+end
+
 -- Put a task that was parked on a concurrency limit back on the stream. The run key is
 -- derived from the docket prefix (run_key, from the preamble); it shares the docket's hash
 -- tag, so on a cluster it is in the same slot as the declared keys.

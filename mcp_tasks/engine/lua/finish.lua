@@ -60,6 +60,7 @@ for i = 1, (#KEYS - 4) / 3 do
     else
       redis.call('HSET', run, 'status', outcome, 'finished', now, 'updated', now)
     end
+    forget_call(run)
     redis.call('PEXPIRE', run, run_ttl)
     note(notes, outcome, '', key)
   end

@@ -23,6 +23,7 @@ for i = 1, (#KEYS - 4) / 3 do
     if status ~= 'cancelled' then
       -- Cancelled while its previous worker died: finish the cancellation now.
       redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
+      forget_call(run)
       redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
       tally(counts, 'cancelled', label)
       note(notes, 'cancelled', '', key)
@@ -35,6 +36,7 @@ for i = 1, (#KEYS - 4) / 3 do
     redis.call('HSET', run, 'status', 'failed', 'finished', now, 'updated', now, 'error',
       cjson.encode({type = 'WorkerLost', message = 'the task\'s worker was lost ' ..
         f[4] .. ' times; it is not run again'}))
+    forget_call(run)
     redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
     tally(counts, 'failed', label)
     note(notes, 'failed', '', key)
