@@ -36,6 +36,7 @@ from .events import EventHub, next_event
 from .functions import ConcurrencyLimit, Perpetual, Quota, Retry, TaskCallable, TaskFunction
 from .keys import GROUP, Keys, check_docket_name, check_task_key, is_task_key
 from .listing import IndexPosition
+from .reads import RecordReads
 from .scripts import Replication, Scripts
 from .serialization import from_json_text, to_json_text
 from .state import ExecutionState, TaskProgress
@@ -81,6 +82,7 @@ class Docket:
         self._client: Redis | None = None
         self._scripts: Scripts | None = None
         self._hub: EventHub | None = None
+        self._reads: RecordReads | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -110,8 +112,11 @@ class Docket:
         self._client = client
         self._scripts = Scripts(client, self.keys, self.replication)
         self._hub = EventHub(client, self.keys.events)
+        self._reads = RecordReads(client, self.keys.run, self.codec)
 
     async def close(self) -> None:
+        if self._reads is not None:
+            await self._reads.close()
         if self._hub is not None:
             await self._hub.close()
             self._hub = None
@@ -274,12 +279,7 @@ class Docket:
 
     async def get(self, key: str) -> ExecutionState | None:
         """The task's current state, or None if there is no such task (or it expired)."""
-        if not is_task_key(key):
-            return None
-        raw: dict[bytes, bytes] = await self.client.hgetall(self.keys.run(key))  # type: ignore[assignment]
-        if not raw or b"status" not in raw:
-            return None
-        return ExecutionState.from_hash(raw, self.codec)
+        return await _opened(self._reads).state(key) if is_task_key(key) else None
 
     async def wait(self, key: str, timeout: float | None = None) -> ExecutionState:  # noqa: ASYNC109
         """Wait until the task is terminal and return its final state. Push-based: it
