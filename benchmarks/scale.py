@@ -58,6 +58,7 @@ EXTENSION_ID = "io.modelcontextprotocol/tasks"
 LENGTHS = (0.05, 0.5, 3.0, 20.0)
 """The pollers' task lengths (seconds); ``--quick`` divides them by 10."""
 TICKS = os.sysconf("SC_CLK_TCK")
+READS = frozenset({"tasks/get", "tasks/list"})
 
 
 @dataclass
@@ -69,6 +70,8 @@ class Settings:
     replicas: int = 2
     workers: int = 2
     quick: bool = False
+    profiler: str | None = None
+    """A py-spy binary: record replica 0 during the burst and the pollers."""
 
     @classmethod
     def quick_run(cls) -> Settings:
@@ -230,9 +233,17 @@ class Peer:
         return json.dumps(message).encode()
 
     async def call(self, method: str, params: dict[str, Any], name: str | None = None) -> Any:
-        response = await self.http.post(
-            self.url, headers=self.headers(method, name), content=self.body(method, params)
-        )
+        for attempt in range(3):
+            try:
+                response = await self.http.post(
+                    self.url, headers=self.headers(method, name), content=self.body(method, params)
+                )
+                break
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # uvicorn closes a keep-alive connection idle for 5 s; a request sent on it
+                # as it closes fails. Reads are safe to send again; a create is not.
+                if method not in READS or attempt == 2:
+                    raise
         if method == "initialize":
             self.session = response.headers.get("mcp-session-id")
         return answer_of(response)
@@ -257,22 +268,27 @@ class Peer:
 
     async def stream(self, method: str, params: dict[str, Any] | None, seen: Seen) -> None:
         """Read a notification stream (GET when ``params`` is None, else a POSTed request
-        whose answer streams) into ``seen`` until cancelled."""
-        if params is None:
-            request = self.http.build_request("GET", self.url, headers=self.headers("GET"))
-            del request.headers["content-type"]
-        else:
-            request = self.http.build_request(
-                "POST", self.url, headers=self.headers(method), content=self.body(method, params)
-            )
-        response = await self.http.send(request, stream=True)
-        try:
-            seen.opened += 1
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    seen.take(json.loads(line[5:]))
-        finally:
-            await response.aclose()
+        whose answer streams) into ``seen`` until cancelled. Each stream has a client (a
+        connection pool) of its own: httpcore scans its whole pool whenever a response
+        closes, which with a thousand streams in one pool made this load generator, not
+        the servers, the bottleneck of the burst."""
+        async with httpx.AsyncClient(timeout=None) as own:
+            if params is None:
+                request = own.build_request("GET", self.url, headers=self.headers("GET"))
+                del request.headers["content-type"]
+            else:
+                body = self.body(method, params)
+                request = own.build_request(
+                    "POST", self.url, headers=self.headers(method), content=body
+                )
+            response = await own.send(request, stream=True)
+            try:
+                seen.opened += 1
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        seen.take(json.loads(line[5:]))
+            finally:
+                await response.aclose()
 
 
 def moment(text: str) -> float:
@@ -401,14 +417,29 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
         out["replica_bytes_per_listener"] = (rss_listening - rss_after[0]) / max(1, len(listeners))
 
         # 3. burst: every task ends at the moment written here (see scale_server.until)
+        spy = profile(settings, fleet, "burst")
+        self_spy = profile(settings, fleet, "burst", os.getpid(), "load-generator")
         store.set("scale:end", str(time.time() + 2.0))
         calls_before, cpu_before = redis_calls(store), fleet.cpu(fleet.replicas)
+        opened_before = int(store.info("stats")["total_connections_received"])
+        workers_before, own_before, wave_started = fleet.cpu(fleet.workers), os.times(), time.time()
         try:
             async with asyncio.timeout(60 + settings.tasks / 100):
                 await seen.arrived.wait()
         except TimeoutError:
             pass
         calls_after, cpu_after = redis_calls(store), fleet.cpu(fleet.replicas)
+        out["burst_profile"] = stop_profile(spy)
+        out["load_profile"] = stop_profile(self_spy)
+        opened = int(store.info("stats")["total_connections_received"]) - opened_before
+        out["redis_connections_opened_in_wave"] = opened
+        own = os.times()
+        out["wave"] = {
+            "seconds": time.time() - wave_started - 2.0,  # from the moment the tasks end
+            "replicas_cpu_s": cpu_after - cpu_before,
+            "workers_cpu_s": fleet.cpu(fleet.workers) - workers_before,
+            "load_cpu_s": own.user + own.system - own_before.user - own_before.system,
+        }
         for task in [*streams, *listeners]:
             task.cancel()
         await asyncio.gather(*streams, *listeners, return_exceptions=True)
@@ -429,10 +460,14 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         memory_after = int(store.info("memory")["used_memory"])
         out["redis_bytes_per_finished_task"] = (memory_after - memory_before) / settings.tasks
+        sample = [*modern_ids[:10], *sorted(seen.wanted - set(modern_ids))[:10]]
+        usage = [store.memory_usage(f"mcp-tasks:{{scale}}:run:{key}") or 0 for key in sample]
+        out["run_hash_bytes"] = statistics.median(usage)
         out["list_ms"] = (list_before, await timed(lambda: lister.call("tasks/list", {})))
         out["metrics_ms"] = (metrics_before, await timed(lambda: http.get(metrics_url)))
 
-        # 5. pollers
+    # 5. pollers, on connections of their own (the pool above idled past uvicorn's keep-alive)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as http:
         out["pollers"] = await pollers(settings, fleet, http)
     store.close()
     return out
@@ -464,12 +499,14 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
                 return
 
     cpu_before = fleet.cpu(fleet.replicas)
+    spy = profile(settings, fleet, "pollers")
     started = time.perf_counter()
     await asyncio.gather(*(poller(i) for i in range(settings.pollers)))
     elapsed = time.perf_counter() - started
     cpu = fleet.cpu(fleet.replicas) - cpu_before
     requests = gets["tasks/get"] + settings.pollers
     return {
+        "profile": stop_profile(spy),
         "cpu_ms_per_request": cpu * 1000 / requests,
         "requests": requests,
         "seconds": elapsed,
@@ -483,6 +520,52 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
             if polls[length]
         },
     }
+
+
+# -- where a replica's time goes (py-spy) ----------------------------------------------------
+
+GROUPS = (
+    ("mcp-tasks", ("(mcp_tasks/",)),
+    ("redis-py", ("(redis/",)),
+    ("mcp SDK", ("(mcp/",)),
+    ("fastmcp", ("(fastmcp/",)),
+    ("HTTP (uvicorn, starlette, sse)", ("(uvicorn/", "(starlette/", "(sse_starlette/", "(h11/")),
+    ("pydantic", ("(pydantic",)),
+)
+
+
+def profile(
+    settings: Settings, fleet: Fleet, phase: str, pid: int | None = None, name: str = "replica-0"
+) -> tuple[subprocess.Popen[bytes], Path] | None:
+    if not settings.profiler:
+        return None
+    out = fleet.folder / f"{name}-{phase}.txt"
+    pid = fleet.replicas[0].pid if pid is None else pid
+    command = [settings.profiler, "record", "-p", str(pid), "-r", "250"]
+    command += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return process, out
+
+
+def stop_profile(spy: tuple[subprocess.Popen[bytes], Path] | None) -> dict[str, float]:
+    """Share of the samples (inclusive) whose stack passes through each group's code."""
+    if spy is None:
+        return {}
+    process, out = spy
+    process.send_signal(2)  # SIGINT: py-spy writes its file and exits
+    process.wait(30)
+    totals: Counter[str] = Counter()
+    samples = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples += int(count)
+        for group, needles in GROUPS:
+            if any(n in stack for n in needles):
+                totals[group] += int(count)
+    return {group: totals[group] * 100 / samples for group, _ in GROUPS} if samples else {}
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -525,9 +608,22 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
         )
     calls = out["redis_calls_per_task"]
     row("Redis commands per task in the wave", f"{calls:.1f}", f"≤ 10: {met(calls <= 10)}")
+    wave = out["wave"]
+    row(
+        "the wave: seconds from the tasks' end to the last notification; CPU seconds used",
+        f"{wave['seconds']:.1f} s; replicas {wave['replicas_cpu_s']:.1f}, workers "
+        f"{wave['workers_cpu_s']:.1f}, this load generator {wave['load_cpu_s']:.1f}",
+        f"{os.cpu_count()} cores",
+    )
+    row(
+        "Redis connections opened during the wave",
+        f"{out['redis_connections_opened_in_wave']:,}",
+        "",
+    )
     row("replica CPU per task in the wave", f"{out['replica_cpu_ms_per_task']:.2f} ms", "")
     stored = out["redis_bytes_per_finished_task"]
     row("Redis bytes per finished task", f"{stored:,.0f} B", f"≤ 1,536 B: {met(stored <= 1536)}")
+    row("… of which its record (MEMORY USAGE, median)", f"{out['run_hash_bytes']:,.0f} B", "")
     for label, key in (("tasks/list page (5 tasks)", "list_ms"), ("/metrics", "metrics_ms")):
         before, after = out[key]
         store = f"{label}: empty store → {settings.tasks:,} finished"
@@ -542,6 +638,10 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
         )
         seen = f"{figures['polls_median']:g} polls, end seen {late}"
         row(f"pollers: a {length:g} s task", seen, "a handful; quick ones within ~150 ms")
+    for phase, shares in (("burst", out["burst_profile"]), ("pollers", p["profile"])):
+        if shares:
+            parts = ", ".join(f"{group} {share:.0f} %" for group, share in shares.items())
+            print(f"\nreplica 0 during the {phase}, share of py-spy samples in each: {parts}")
 
 
 def main() -> None:
@@ -553,8 +653,10 @@ def main() -> None:
             f"--{name}", type=int, default=None, help=f"default {getattr(defaults, name)}"
         )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--profile", metavar="PY_SPY", help="py-spy binary: profile replica 0")
     args = parser.parse_args()
     settings = Settings.quick_run() if args.quick else Settings()
+    settings.profiler = args.profile
     for name in ("tasks", "listeners", "sessions", "pollers", "replicas", "workers"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
