@@ -30,6 +30,7 @@ def test_scale_benchmark_quick_run_misses_no_notification() -> None:
         "Redis bytes per finished task",
         "tasks/list page",
         "pollers: replica CPU per request",
+        "tasks/get alone: replica CPU per request",
     ):
         assert phase in table, table
     assert len(re.findall(r"pollers: a [\d.]+ s task \| \d+ polls", table)) == 4, table
