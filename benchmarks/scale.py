@@ -463,6 +463,12 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
         sample = [*modern_ids[:10], *sorted(seen.wanted - set(modern_ids))[:10]]
         usage = [store.memory_usage(f"mcp-tasks:{{scale}}:run:{key}") or 0 for key in sample]
         out["run_hash_bytes"] = statistics.median(usage)
+        others: Counter[str] = Counter()
+        for name in store.scan_iter("mcp-tasks:{scale}:*", count=1000):
+            kind = name.decode().split(":", 3)[2]
+            if kind != "run":
+                others[kind] += store.memory_usage(name) or 0
+        out["other_keys_bytes"] = dict(others.most_common())
         out["list_ms"] = (list_before, await timed(lambda: lister.call("tasks/list", {})))
         out["metrics_ms"] = (metrics_before, await timed(lambda: http.get(metrics_url)))
 
@@ -480,7 +486,12 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
     gets = Counter[str]()
     finished: list[str] = []
 
+    spread = 0.5 if settings.quick else 5.0
+
     async def poller(index: int) -> None:
+        # A crowd arriving over a few seconds, not all in one instant: a spike of creates
+        # would measure the queue at the door, not polling.
+        await asyncio.sleep(spread * index / settings.pollers)
         length = lengths[index % len(lengths)]
         peer = Peer(http, fleet.urls[index % len(fleet.urls)], MODERN)
         created = await peer.call(
@@ -645,6 +656,10 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
     stored = out["redis_bytes_per_finished_task"]
     row("Redis bytes per finished task", f"{stored:,.0f} B", f"≤ 1,536 B: {met(stored <= 1536)}")
     row("… of which its record (MEMORY USAGE, median)", f"{out['run_hash_bytes']:,.0f} B", "")
+    rest = ", ".join(
+        f"{kind} {size / settings.tasks:,.0f}" for kind, size in out["other_keys_bytes"].items()
+    )
+    row("… the docket's other keys, per finished task (B)", rest, "")
     for label, key in (("tasks/list page (5 tasks)", "list_ms"), ("/metrics", "metrics_ms")):
         before, after = out[key]
         store = f"{label}: empty store → {settings.tasks:,} finished"
