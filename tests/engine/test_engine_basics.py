@@ -68,13 +68,15 @@ async def test_watch_pushes_every_change_until_terminal(docket: Docket) -> None:
 
     docket.register(stepwise)
     execution = await docket.add(stepwise)()
-    seen: list[tuple[Status, str | None]] = []
+    watching = docket.watch(execution.key)
+    first = await anext(watching)  # before any worker runs: the task is still queued
+    seen: list[tuple[Status, str | None]] = [(first.status, None)]
     async with running(Worker(docket)):
-        async for state in docket.watch(execution.key):
+        async for state in watching:
             seen.append((state.status, state.progress.message if state.progress else None))
             if state.progress and state.progress.message == "one":
                 release.set()
-    assert seen[0] == (Status.QUEUED, None)
+    assert first.status is Status.QUEUED and first.progress is None
     assert (Status.RUNNING, "one") in seen
     assert seen[-1][0] is Status.COMPLETED
     statuses = [s for s, _ in seen]
