@@ -19,6 +19,8 @@ from ..protocol.modern import CreatedTask, TaskState
 from .raw import raw_request
 from .task_handle import Pushed, TaskHandle, legacy_fields
 
+KEPT_TOKENS = 10_000
+
 
 class TasksClient(ClientExtension):
     """The client half of ``io.modelcontextprotocol/tasks``: opt in, and turn the server's
@@ -29,6 +31,8 @@ class TasksClient(ClientExtension):
     def __init__(self) -> None:
         self._followers: dict[str, list[asyncio.Queue[Pushed]]] = {}
         self._tokens: dict[str, str] = {}
+        """2025-11-25 progress tokens of this client's latest tasks (``KEPT_TOKENS`` of
+        them, oldest dropped first: a long-lived client must not grow), to their task ids."""
         """2025-11-25 progress tokens of the tasks this client created, to their task ids."""
 
     def connect(self, target: Any, **options: Any) -> Client[Any]:
@@ -110,6 +114,8 @@ class TasksClient(ClientExtension):
             if not isinstance(created, dict):
                 raise RuntimeError(f"tool {name!r} did not run as a task (declared task=True?)")
             self._tokens[token] = created["taskId"]
+            if len(self._tokens) > KEPT_TOKENS:  # a task this old still has its statuses
+                del self._tokens[next(iter(self._tokens))]
             return TaskHandle(client, created["taskId"], created.get("pollInterval"), self)
         answer = await client.session.call_tool(name, arguments or {}, allow_claimed=True)
         if not isinstance(answer, CreatedTask):

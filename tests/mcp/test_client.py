@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import METHOD_NOT_FOUND
 
 from mcp_tasks import Tasks
-from mcp_tasks.client import ProgressNumbers, TasksClient
+from mcp_tasks.client import ProgressNumbers, TasksClient, tasks_client
 from mcp_tasks.server import push
 from tests.helpers.dockets import purge
 
@@ -158,3 +158,15 @@ async def test_2025_status_changes_are_pushed_without_a_message_handler(server: 
         task.poll_interval_ms = 3_600_000  # a poll would hang the test: only push can end it
         seen = [state.status async for state in task.follow()]
     assert seen[-1] == "completed", seen
+
+
+async def test_a_long_lived_client_keeps_a_bounded_number_of_progress_tokens(
+    server: FastMCP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks_client, "KEPT_TOKENS", 3)
+    tasks = TasksClient()
+    async with tasks.connect(server, mode="legacy") as client:
+        handles = [await tasks.call_tool(client, "steps", {"n": 1}) for _ in range(5)]
+        assert list(tasks._tokens.values()) == [h.task_id for h in handles[-3:]]
+        final = await handles[-1].wait()
+    assert final.progress == ProgressNumbers(1, 1)
