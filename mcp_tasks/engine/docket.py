@@ -111,7 +111,7 @@ class Docket:
             raise
         self._client = client
         self._scripts = Scripts(client, self.keys, self.replication)
-        self._hub = EventHub(client, self.keys.events)
+        self._hub = EventHub(client, self.keys)
         self._reads = RecordReads(client, self.keys.run, self.codec)
 
     async def close(self) -> None:

@@ -23,6 +23,13 @@ RUN = ":run:"
 LIMIT = ":limit:"
 WAITING = ":waiting:"
 
+# Event channels, all derived from the docket's ``events`` channel (so a script handed that
+# one name derives the others, through the generated preamble): a task's own channel, and
+# the workers' control channel carrying only the statuses in CONTROL_STATUSES.
+TASK_EVENTS = ":"
+CONTROL = "/control"
+CONTROL_STATUSES = ("cancelling", "scheduled")
+
 RUN_BUCKETS_MS: tuple[int, ...] = (
     5,
     10,
@@ -107,8 +114,24 @@ class Keys:
 
     @property
     def events(self) -> str:
-        """Pub/sub channel carrying every state change of the docket's tasks."""
+        """Pub/sub channel carrying every state change of the docket's tasks: read only by
+        what watches the whole docket (a dashboard), never by replicas or workers."""
         return f"{self.prefix}:events"
+
+    @property
+    def control(self) -> str:
+        """Pub/sub channel of the changes workers act on (cancellations, new schedules)."""
+        return f"{self.events}{CONTROL}"
+
+    def task_events(self, key: str) -> str:
+        """Pub/sub channel of one task's changes: what a process following it subscribes to,
+        so its event traffic follows its own listeners, not the whole docket's."""
+        return f"{self.events}{TASK_EVENTS}{key}"
+
+    def task_of_channel(self, channel: str) -> str | None:
+        """The task key of a :meth:`task_events` channel (None for the docket-wide ones)."""
+        head = f"{self.events}{TASK_EVENTS}"
+        return channel[len(head) :] if channel.startswith(head) else None
 
     @property
     def run_prefix(self) -> str:

@@ -6,16 +6,18 @@ its wrapper here, next to the others, and each returns a typed answer; the calle
 docket and the worker) never build a script's argument list.
 
 A script's text is: a preamble generated from :mod:`.keys` (``run_key``, ``limit_key``,
-``waiting_key`` and the histogram bounds: the scripts derive some key names from the docket
-prefix, and they get the layout from its one home), then ``common.lua`` (helpers; Redis
+``waiting_key``, the event channels ``task_channel`` and ``control_channel``, and the
+histogram bounds: the scripts derive some names from the docket prefix or its event channel,
+and they get the layout from its one home), then ``common.lua`` (helpers; Redis
 scripts cannot include one another), then the script itself. redis-py runs them with
 EVALSHA and falls back to EVAL on NOSCRIPT.
 
 With ``min_replicas`` (:class:`Replication`) the scripts whose outcome a client is told about
 (enqueue, finish, cancel, answer) run in a *held* variant: the same body, but its event
-message comes back with its answer instead of being published. The wrapper sends the script
+messages come back with its answer (channel, message, channel, message...) instead of being
+published. The wrapper sends the script
 and a ``WAIT`` in one pipeline — WAIT counts the replicas that have every write made *on its
-own connection*, so it must follow the script on the same one — and publishes the message
+own connection*, so it must follow the script on the same one — and publishes the messages
 once the replicas confirmed (or the wait timed out). A process killed between the two leaves
 a change unannounced: listeners read their tasks again after ``events.RECHECK_SECONDS`` of
 silence, so that costs at most that delay.
@@ -38,7 +40,17 @@ from redis.exceptions import NoScriptError
 from .clock import seconds
 from .connection import Backend
 from .errors import ReplicasBehind
-from .keys import GROUP, LIMIT, RUN, RUN_BUCKETS_MS, WAITING, Keys
+from .keys import (
+    CONTROL,
+    CONTROL_STATUSES,
+    GROUP,
+    LIMIT,
+    RUN,
+    RUN_BUCKETS_MS,
+    TASK_EVENTS,
+    WAITING,
+    Keys,
+)
 
 NAMES = (
     "enqueue",
@@ -59,13 +71,17 @@ HELD = CONFIRMED
 """Of those, the ones whose event message waits for the confirmation: all of them."""
 
 PUBLISH_AT_ONCE = "local function emit(channel, text) redis.call('PUBLISH', channel, text) end"
-HOLD_BACK = "local HELD = {}\nlocal function emit(channel, text) HELD[#HELD + 1] = text end"
+HOLD_BACK = (
+    "local HELD = {}\n"
+    "local function emit(channel, text) HELD[#HELD + 1] = channel; HELD[#HELD + 1] = text end"
+)
 
 
 def preamble(*, held: bool = False) -> str:
     """Lua definitions generated from keys.py (the key names scripts derive themselves), and
     ``emit``, which publishes an event message at once or holds it back (``held``)."""
     buckets = ", ".join(str(bound) for bound in RUN_BUCKETS_MS)
+    control = ", ".join(f"{status} = true" for status in CONTROL_STATUSES)
     return "\n".join(
         [
             "-- Generated from mcp_tasks/engine/keys.py (scripts.preamble): do not edit.",
@@ -73,6 +89,9 @@ def preamble(*, held: bool = False) -> str:
             f"local function limit_key(prefix, name) return prefix .. '{LIMIT}' .. name end",
             f"local function waiting_key(prefix, name) return prefix .. '{WAITING}' .. name end",
             f"local RUN_BUCKETS_MS = {{{buckets}}}",
+            f"local function task_channel(events, key) return events .. '{TASK_EVENTS}' .. key end",
+            f"local function control_channel(events) return events .. '{CONTROL}' end",
+            f"local CONTROL_STATUSES = {{{control}}}",
             HOLD_BACK if held else PUBLISH_AT_ONCE,
         ]
     )
@@ -86,11 +105,7 @@ def source(name: str, *, held: bool = False) -> str:
     common = folder.joinpath("common.lua").read_text(encoding="utf-8")
     body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
     if held:
-        body = (
-            f"local function body()\n{body}\nend\n"
-            "local answer = body()\n"
-            "return {table.concat(HELD, '\\n'), answer}"
-        )
+        body = f"local function body()\n{body}\nend\nlocal answer = body()\nreturn {{HELD, answer}}"
     return f"{preamble(held=held)}\n{common}\n{body}"
 
 
@@ -233,9 +248,9 @@ class Scripts:
                 raise ran
             answer = ran
             if held:
-                message, answer = [*ran, None][:2]
-                if message:
-                    await self._client.publish(self.keys.events, message)
+                messages, answer = [*ran, None][:2]
+                for channel, message in zip(messages[::2], messages[1::2], strict=True):
+                    await self._client.publish(channel, message)
             # A WAIT that failed (on a cluster mid-failover, sent to a node just demoted, or
             # after the script was redirected to another node) confirmed nothing.
             count = 0 if isinstance(confirmed, Exception) else int(confirmed)

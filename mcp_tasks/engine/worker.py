@@ -116,7 +116,7 @@ class Worker(RunsMixin):
     async def start(self) -> None:
         docket = self.docket
         self._reader = work_reader(docket.backend, docket.client, docket.keys, self.name)
-        docket.hub.on_every_event(self._on_event)
+        docket.hub.on_control_event(self._on_event)
         await docket.hub.start()
         # Join the group now, not at the first task claimed (an empty XREADGROUP creates no
         # consumer): `mcp-tasks status` and the dashboard list a worker from its start.

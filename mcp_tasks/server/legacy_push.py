@@ -4,8 +4,9 @@ connection that created a task, while it is open.
 Every legacy task a connection creates is followed, whether or not its client reads
 notifications (an HTTP client without a GET stream never sees them; the server cannot
 tell), so following must cost next to nothing until the task changes: one small
-:class:`Follower` per task in a dict, and one callback on the docket's event hub for the
-whole process. No coroutine waits per task and no task state is held between events; an
+:class:`Follower` per task in a dict, and the task's channel on the docket's event hub
+while it is followed here (so a replica hears only the tasks its own connections created).
+No coroutine waits per task and no task state is held between events; an
 event of a followed task reads that task once (events arriving meanwhile are folded into one
 more read), and a progress event is read only for a follower that has a progress token.
 """
@@ -85,7 +86,6 @@ class LegacyRelays:
     running: set[asyncio.Task[None]] = field(default_factory=set)
     _reading: set[str] = field(default_factory=set)
     _again: set[str] = field(default_factory=set)
-    _listening: bool = False
 
     def follow(self, task_id: str, ctx: ServerRequestContext[Any, Any]) -> None:
         """Push this task's changes to the connection that created it while it is open."""
@@ -94,7 +94,10 @@ class LegacyRelays:
             return
         token = (ctx.meta or {}).get("progress_token")
         follower = Follower(connection, token)
-        self.followed.setdefault(task_id, []).append(follower)
+        if task_id not in self.followed:
+            self.followed[task_id] = []
+            self.service().docket.hub.add_task_listener(task_id, self._on_event)
+        self.followed[task_id].append(follower)
         # A connection's followers go with it: one clean-up per connection, not per task.
         mine: set[tuple[str, Follower]] | None = connection.state.get("mcp_tasks_followed")
         if mine is None:
@@ -105,10 +108,8 @@ class LegacyRelays:
         self._spawn(self._start_and_read(task_id))
 
     async def close(self) -> None:
-        if self._listening:
-            with contextlib.suppress(Exception):
-                self.service().docket.hub.remove_listener(self._on_event)
-            self._listening = False
+        for task_id in list(self.followed):
+            self._unfollow(task_id)
         for task in list(self.running):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -126,20 +127,20 @@ class LegacyRelays:
             with contextlib.suppress(ValueError):
                 followers.remove(follower)
             if not followers:
-                del self.followed[task_id]
+                self._unfollow(task_id)
+
+    def _unfollow(self, task_id: str) -> None:
+        self.followed.pop(task_id, None)
+        with contextlib.suppress(Exception):  # (its docket may be closed already)
+            self.service().docket.hub.remove_task_listener(task_id, self._on_event)
 
     async def _start_and_read(self, task_id: str) -> None:
-        if not self._listening:
-            self._listening = True
-            hub = self.service().docket.hub
-            hub.on_every_event(self._on_event)
-            await hub.start()
+        await self.service().docket.hub.ready(task_id)
         await self._read(task_id)
 
     def _on_event(self, event: Event) -> None:
-        if event.status == RESYNC:  # messages were lost in an outage: read everything afresh
-            for task_id in list(self.followed):
-                self._kick(task_id)
+        if event.status == RESYNC:  # messages were lost in an outage: read it afresh
+            self._kick(event.key)
             return
         followers = self.followed.get(event.key)
         if not followers:
@@ -172,7 +173,8 @@ class LegacyRelays:
                     delay = min(delay * 2, 2.0)
                     continue
                 if state is None or state.terminal:
-                    followers = self.followed.pop(task_id, [])
+                    followers = self.followed.get(task_id, [])
+                    self._unfollow(task_id)
                 else:  # (its connection may have closed during the read)
                     followers = list(self.followed.get(task_id, ()))
                 if state is not None:

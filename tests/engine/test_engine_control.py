@@ -296,7 +296,7 @@ async def test_many_waiters_share_one_subscription(docket: Docket) -> None:
         waiters = [asyncio.create_task(docket.wait(e.key, timeout=30)) for e in executions]
         async with asyncio.timeout(20):
             # No event announces a subscription, so look until every waiter listens.
-            while sum(len(q) for q in docket.hub._by_key.values()) < 1000:  # noqa: ASYNC110
+            while sum(len(q) for q in docket.hub._queues.values()) < 1000:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         assert await subscribers(docket) == 1  # one connection: 1,000 waiters and the worker
         gate.set()
@@ -304,9 +304,38 @@ async def test_many_waiters_share_one_subscription(docket: Docket) -> None:
     assert [r.result for r in results] == list(range(1000))
 
 
-async def subscribers(docket: Docket) -> int:
-    """Subscribers of the docket's channel; PUBSUB NUMSUB is per node on a cluster."""
-    channel = docket.keys.events
+async def test_a_process_hears_only_the_tasks_it_follows(docket: Docket) -> None:
+    """A task's events go to its own channel, subscribed only while something here follows
+    it: a replica's event traffic follows its own listeners, not the whole docket's."""
+    gate = asyncio.Event()
+
+    async def job() -> str:
+        await gate.wait()
+        return "done"
+
+    docket.register(job)
+    followed, ignored = await docket.add_many(job, [(), ()])
+    async with running(Worker(docket)):
+        waiter = asyncio.create_task(docket.wait(followed.key, timeout=30))
+        async with asyncio.timeout(20):
+            while followed.key not in docket.hub._queues:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await docket.hub.ready(followed.key)
+        assert await subscribers(docket, docket.keys.task_events(followed.key)) == 1
+        assert await subscribers(docket, docket.keys.task_events(ignored.key)) == 0
+        assert await subscribers(docket, docket.keys.events) == 0  # no dashboard here
+        gate.set()
+        assert (await waiter).result == "done"
+        await docket.wait(ignored.key, timeout=30)
+    async with asyncio.timeout(20):  # the waiters left: their channels are dropped
+        while await subscribers(docket, docket.keys.task_events(followed.key)):  # noqa: ASYNC110 - Redis's count
+            await asyncio.sleep(0.01)
+
+
+async def subscribers(docket: Docket, channel: str | None = None) -> int:
+    """Subscribers of a channel, by default the docket's control channel (every process's
+    hub subscribes to it); PUBSUB NUMSUB is per node on a cluster."""
+    channel = channel or docket.keys.control
     if not docket.backend.is_cluster:
         ((_channel, count),) = await docket.client.pubsub_numsub(channel)
         return int(count)

@@ -1,16 +1,31 @@
 -- Shared helpers, prepended to every script by scripts.py (Lua scripts cannot include files).
--- Event messages are lines of "status|detail|task key"; one PUBLISH carries a whole batch.
+-- Event messages are lines of "status|detail|task key". Each event goes to its task's
+-- channel (heard only by the processes following that task), the script's whole batch to
+-- the docket's channel (dashboards), and cancellations and schedules to the control channel
+-- (workers). task_channel, control_channel and CONTROL_STATUSES come from the preamble.
 local TERMINAL = {completed = true, failed = true, cancelled = true}
 
 local function note(notes, status, detail, key)
-  notes[#notes + 1] = status .. '|' .. detail .. '|' .. key
+  notes[#notes + 1] = {status, status .. '|' .. detail .. '|' .. key, key}
 end
 
 -- emit (from the generated preamble) publishes at once, or, in a script run with
--- min_replicas, holds the message back for the caller to publish once replicas confirmed.
+-- min_replicas, holds the messages back for the caller to publish once replicas confirmed.
 local function publish(channel, notes)
-  if #notes > 0 then
-    emit(channel, table.concat(notes, '\n'))
+  if #notes == 0 then
+    return
+  end
+  local lines, control = {}, {}
+  for i, entry in ipairs(notes) do
+    lines[i] = entry[2]
+    emit(task_channel(channel, entry[3]), entry[2])
+    if CONTROL_STATUSES[entry[1]] then
+      control[#control + 1] = entry[2]
+    end
+  end
+  emit(channel, table.concat(lines, '\n'))
+  if #control > 0 then
+    emit(control_channel(channel), table.concat(control, '\n'))
   end
 end
 
