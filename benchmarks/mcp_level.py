@@ -41,6 +41,7 @@ both servers run on that stack; see benchmarks/mcp-requirements.txt):
 
     python3 -m venv .bench-mcp-venv
     .bench-mcp-venv/bin/pip install -r benchmarks/mcp-requirements.txt
+    .bench-mcp-venv/bin/pip install --no-deps -e .   # (fastmcp-tasks excludes redis 8.1)
     .bench-mcp-venv/bin/python benchmarks/mcp_level.py          # full: 3 runs, 200 seq, 1,000
     .bench-mcp-venv/bin/python benchmarks/mcp_level.py --quick  # smoke: 20 sequential, 100 at once
     .bench-mcp-venv/bin/python benchmarks/mcp_level.py --only ours  # or peer; --help for the rest
