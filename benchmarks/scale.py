@@ -69,13 +69,17 @@ class Settings:
     pollers: int = 400
     replicas: int = 2
     workers: int = 2
+    stores: tuple[int, ...] = (10_000, 100_000)
+    """Finished tasks the store grows to, step by step, after the pollers."""
     quick: bool = False
     profiler: str | None = None
     """A py-spy binary: record replica 0 during the burst and the pollers."""
+    peer_python: str | None = None
+    """The Python of benchmarks/mcp-requirements.txt's venv: run fastmcp-tasks' pollers too."""
 
     @classmethod
     def quick_run(cls) -> Settings:
-        return cls(tasks=200, listeners=20, sessions=4, pollers=16, quick=True)
+        return cls(tasks=200, listeners=20, sessions=4, pollers=16, stores=(1000,), quick=True)
 
 
 def free_port() -> int:
@@ -475,8 +479,71 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
     # 5. pollers, on connections of their own (the pool above idled past uvicorn's keep-alive)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as http:
         out["pollers"] = await pollers(settings, fleet, http)
+    # 6. the store grown to 10k and 100k finished tasks, then the same reads again
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as http:
+        out["stores"] = await grown_stores(settings, fleet, http, store)
     store.close()
     return out
+
+
+async def grown_stores(
+    settings: Settings, fleet: Fleet, http: httpx.AsyncClient, store: redis.Redis
+) -> list[dict[str, Any]]:
+    """Fill the store with finished ``nap(0)`` tasks (2026-07-28 creates through the
+    replicas, 64 at a time) to each size of ``settings.stores``; at each, Redis bytes per
+    finished task and the reads that must stay flat: a ``tasks/list`` page, ``/metrics``,
+    and the dashboard's first frame (``/tasks/events``)."""
+    peers = [Peer(http, url, MODERN) for url in fleet.urls]
+    lister = Peer(http, fleet.urls[0], LEGACY)
+    await lister.open()
+    for _ in range(5):
+        await lister.create("nap", {"seconds": 0})
+    base = fleet.urls[0].removesuffix("/mcp")
+
+    async def first_frame() -> None:
+        async with http.stream("GET", f"{base}/tasks/events") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    return
+
+    results, made = [], int(store.hget("mcp-tasks:{scale}:stats", "created:nap") or 0)
+    memory_before, tasks_before = int(store.info("memory")["used_memory"]), made
+    for size in settings.stores:
+        # Creates are not idempotent: never retried, so a failed one shows as a shortfall.
+        creates = [peers[i % len(peers)].create("nap", {"seconds": 0}) for i in range(size - made)]
+        started = time.perf_counter()
+        await gather_limited(creates, 64)
+        async with asyncio.timeout(600):
+            while int(store.hget("mcp-tasks:{scale}:stats", "completed:nap") or 0) < size:  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.2)
+        made = size
+        filled_s = time.perf_counter() - started
+        await asyncio.sleep(1.0)
+        memory = int(store.info("memory")["used_memory"])
+        results.append(
+            {
+                "finished": size,
+                "fill_s": filled_s,
+                "redis_bytes_per_finished_task": (memory - memory_before) / (size - tasks_before),
+                "list_ms": await timed(lambda: lister.call("tasks/list", {})),
+                "metrics_ms": await timed(lambda: http.get(f"{base}/metrics")),
+                "dashboard_ms": await timed(first_frame),
+            }
+        )
+    return results
+
+
+def peer_pollers(settings: Settings, folder: Path) -> dict[str, Any] | None:
+    """fastmcp-tasks on the pollers' workload (benchmarks/scale_peer.py, in its own venv),
+    once our fleet has stopped: its own Redis and servers, its own client at its defaults."""
+    if not settings.peer_python:
+        return None
+    out = folder / "peer.json"
+    command = [settings.peer_python, str(ROOT / "benchmarks/scale_peer.py"), "--json", str(out)]
+    command += ["--quick"] if settings.quick else ["--tasks", str(settings.pollers)]
+    with open(folder / "peer.log", "ab") as log:
+        subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=900)
+    return dict(json.loads(out.read_text())) if out.exists() else None
 
 
 async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> dict[str, Any]:
@@ -511,12 +578,22 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
                 polls[length].append(count)
                 return
 
-    cpu_before = fleet.cpu(fleet.replicas)
+    store = redis.Redis(port=fleet.redis_port)
+    cpu_before, everything_before = (
+        fleet.cpu(fleet.replicas),
+        fleet.cpu(fleet.replicas + fleet.workers),
+    )
+    calls_before = redis_calls(store)
     spy = profile(settings, fleet, "pollers")
     started = time.perf_counter()
     await asyncio.gather(*(poller(i) for i in range(settings.pollers)))
     elapsed = time.perf_counter() - started
     cpu = fleet.cpu(fleet.replicas) - cpu_before
+    # What a completed task cost in all: replicas and workers (fastmcp-tasks runs its
+    # workers inside its servers, so this is the figure to set beside its servers' CPU).
+    everything = fleet.cpu(fleet.replicas + fleet.workers) - everything_before
+    calls = redis_calls(store) - calls_before
+    store.close()
     requests = gets["tasks/get"] + settings.pollers
     shares = stop_profile(spy)
 
@@ -540,12 +617,16 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
         "gets": count,
         "profile": shares,
         "cpu_ms_per_request": cpu * 1000 / requests,
+        "server_cpu_ms_per_task": everything * 1000 / settings.pollers,
+        "redis_commands_per_task": calls / settings.pollers,
+        "tasks_get_per_task": gets["tasks/get"] / settings.pollers,
         "requests": requests,
         "seconds": elapsed,
         "by_length": {
             length: {
                 "polls_median": statistics.median(polls[length]),
                 "seen_late_p50_ms": percentile(late[length], 0.5) * 1000,
+                "seen_late_p99_ms": percentile(late[length], 0.99) * 1000,
                 "seen_late_max_ms": max(late[length]) * 1000,
             }
             for length in lengths
@@ -677,10 +758,61 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
         )
         seen = f"{figures['polls_median']:g} polls, end seen {late}"
         row(f"pollers: a {length:g} s task", seen, "a handful; quick ones within ~150 ms")
+    for grown in out["stores"]:
+        size = f"{grown['finished']:,}"
+        per = grown["redis_bytes_per_finished_task"]
+        row(
+            f"store of {size} finished: Redis bytes per finished task", f"{per:,.0f} B", "≤ 1,536 B"
+        )
+        reads = f"list {grown['list_ms']:.1f}, metrics {grown['metrics_ms']:.1f}, "
+        reads += f"dashboard first frame {grown['dashboard_ms']:.1f}"
+        row(f"store of {size} finished: reads (ms)", reads, "flat")
+    peer_table(out)
     for phase, shares in (("burst", out["burst_profile"]), ("pollers", p["profile"])):
         if shares:
             parts = ", ".join(f"{group} {share:.0f} %" for group, share in shares.items())
             print(f"\nreplica 0 during the {phase}, share of py-spy samples in each: {parts}")
+
+
+def peer_table(out: dict[str, Any]) -> None:
+    """The pollers' workload on both systems: ours (replicas + workers, its pollers at the
+    suggested interval) and fastmcp-tasks (servers with their in-process workers, its own
+    client's polling schedule)."""
+    ours, peer = out["pollers"], out.get("peer")
+    if peer is None:
+        print("\n(fastmcp-tasks not run: give --peer-python, see benchmarks/mcp-requirements.txt)")
+        return
+    failed = sum(peer["failed"].values()) if isinstance(peer["failed"], dict) else peer["failed"]
+    print(
+        f"\npollers, the same {peer['tasks']:,} tasks on both (mcp-tasks: {len(LENGTHS)} "
+        f"lengths, its suggested pollIntervalMs; fastmcp-tasks {peer['versions']['fastmcp-tasks']}"
+        f": its client's defaults, advertised interval {peer['advertised_poll_interval_ms']} ms)"
+    )
+    print("\n| per completed task | mcp-tasks | fastmcp-tasks | ratio |")
+    print("|---|---|---|---|")
+
+    def line(label: str, mine: float, theirs: float, unit: str = "") -> None:
+        ratio = f"{mine / theirs:.2f}x" if theirs else "—"
+        print(f"| {label} | {mine:,.2f}{unit} | {theirs:,.2f}{unit} | {ratio} |")
+
+    line(
+        "server CPU (ms; servers + workers)",
+        ours["server_cpu_ms_per_task"],
+        peer["replica_cpu_ms_per_task"],
+    )
+    line("Redis commands", ours["redis_commands_per_task"], peer["redis_commands_per_task"])
+    line("tasks/get requests", ours["tasks_get_per_task"], peer["tasks_get"] / peer["tasks"])
+    for length, figures in ours["by_length"].items():
+        theirs = peer["by_length"].get(str(length)) or peer["by_length"].get(f"{length:g}")
+        if theirs is None:
+            continue
+        print(
+            f"| a {length:g} s task: polls (median); end seen late p50 / p99 | "
+            f"{figures['polls_median']:g}; {figures['seen_late_p50_ms']:,.0f} / "
+            f"{figures['seen_late_p99_ms']:,.0f} ms | {theirs['polls_median']:g}; "
+            f"{theirs['seen_late_p50_ms']:,.0f} / {theirs['seen_late_p99_ms']:,.0f} ms | |"
+        )
+    print(f"| failed | 0 | {failed} | |")
 
 
 def main() -> None:
@@ -693,9 +825,22 @@ def main() -> None:
         )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", metavar="PY_SPY", help="py-spy binary: profile replica 0")
+    parser.add_argument(
+        "--stores", help="finished-task store sizes, comma-separated (default 10000,100000)"
+    )
+    venv = ROOT / ".bench-mcp-venv/bin/python"
+    parser.add_argument(
+        "--peer-python",
+        default=str(venv) if venv.exists() else None,
+        help="the Python of the fastmcp-tasks venv (default .bench-mcp-venv, when present)",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="do not run fastmcp-tasks")
     args = parser.parse_args()
     settings = Settings.quick_run() if args.quick else Settings()
     settings.profiler = args.profile
+    settings.peer_python = None if args.no_peer else args.peer_python
+    if args.stores:
+        settings.stores = tuple(int(size) for size in args.stores.split(","))
     for name in ("tasks", "listeners", "sessions", "pollers", "replicas", "workers"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
@@ -706,6 +851,7 @@ def main() -> None:
         out = asyncio.run(run(settings, fleet))
     finally:
         fleet.close()
+    out["peer"] = peer_pollers(settings, folder)
     report(settings, out)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -31,6 +31,8 @@ def test_scale_benchmark_quick_run_misses_no_notification() -> None:
         "tasks/list page",
         "pollers: replica CPU per request",
         "tasks/get alone: replica CPU per request",
+        "store of 1,000 finished: Redis bytes per finished task",
+        "store of 1,000 finished: reads (ms)",
     ):
         assert phase in table, table
     assert len(re.findall(r"pollers: a [\d.]+ s task \| \d+ polls", table)) == 4, table
