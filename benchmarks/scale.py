@@ -489,10 +489,13 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
 async def grown_stores(
     settings: Settings, fleet: Fleet, http: httpx.AsyncClient, store: redis.Redis
 ) -> list[dict[str, Any]]:
-    """Fill the store with finished ``nap(0)`` tasks (2026-07-28 creates through the
-    replicas, 64 at a time) to each size of ``settings.stores``; at each, Redis bytes per
-    finished task and the reads that must stay flat: a ``tasks/list`` page, ``/metrics``,
-    and the dashboard's first frame (``/tasks/events``)."""
+    """Fill the store with finished ``nap(0)`` tasks to each size of ``settings.stores``;
+    at each, Redis bytes per finished task and the reads that must stay flat: a
+    ``tasks/list`` page, ``/metrics``, and the dashboard's first frame (``/tasks/events``).
+    Up to ``THROUGH_HTTP`` tasks (``--quick``: 500) are 2026-07-28 creates through the
+    replicas (64 at a time); past that, to keep the run short, the load generator adds the
+    rest to the docket itself with the call and meta the MCP layer gives a task (read from
+    one created through it), so the workers run them as tool calls: the same records."""
     peers = [Peer(http, url, MODERN) for url in fleet.urls]
     lister = Peer(http, fleet.urls[0], LEGACY)
     await lister.open()
@@ -509,10 +512,13 @@ async def grown_stores(
     results, made = [], int(store.hget("mcp-tasks:{scale}:stats", "created:nap") or 0)
     memory_before, tasks_before = int(store.info("memory")["used_memory"]), made
     for size in settings.stores:
-        # Creates are not idempotent: never retried, so a failed one shows as a shortfall.
-        creates = [peers[i % len(peers)].create("nap", {"seconds": 0}) for i in range(size - made)]
         started = time.perf_counter()
-        await gather_limited(creates, 64)
+        through_http = max(0, min(size, 500 if settings.quick else THROUGH_HTTP) - made)
+        # Creates are not idempotent: never retried, so a failed one shows as a shortfall.
+        creates = [peers[i % len(peers)].create("nap", {"seconds": 0}) for i in range(through_http)]
+        ids = await gather_limited(creates, 64)
+        if size - made > through_http:
+            await add_directly(fleet.url, size - made - through_http, ids[-1] if ids else None)
         async with asyncio.timeout(600):
             while int(store.hget("mcp-tasks:{scale}:stats", "completed:nap") or 0) < size:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.2)
@@ -531,6 +537,27 @@ async def grown_stores(
             }
         )
     return results
+
+
+THROUGH_HTTP = 10_000
+
+
+async def add_directly(url: str, count: int, model: str | None) -> None:
+    """Add ``count`` tasks like ``model`` (a task created through MCP) to the docket."""
+    from mcp_tasks.engine import Docket
+    from mcp_tasks.server.runner import TOOL_FUNCTION
+
+    async def stand_in(*_: Any) -> None:
+        """Never runs here: the workers have the real tool function."""
+
+    async with Docket(name="scale", url=url) as docket:
+        docket.register(stand_in, name=TOOL_FUNCTION)
+        state = await docket.get(model) if model else None
+        meta = state.meta if state is not None else {"tool": "nap", "adapt": True}
+        call = ("nap", {"seconds": 0}, {"transport": "streamable-http", "token": None})
+        for first in range(0, count, 1000):
+            rows = [call] * min(1000, count - first)
+            await docket.add_many(TOOL_FUNCTION, rows, meta=meta, label="nap")
 
 
 def peer_pollers(settings: Settings, folder: Path) -> dict[str, Any] | None:
