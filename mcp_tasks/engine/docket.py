@@ -1,8 +1,9 @@
 """The docket: where tasks are added, looked up, awaited and cancelled.
 
 A docket is a Redis stream (due tasks, read by workers through a consumer group), a sorted
-set (future tasks), one hash per task (its execution state) and one pub/sub channel (every
-state change). Every transition is a Lua script, so it is atomic and one round trip.
+set (future tasks), one hash per task (its execution state) and pub/sub channels (one per
+task, heard by whoever follows it; one for workers; one for dashboards). Every transition
+is a Lua script, so it is atomic and one round trip.
 """
 
 from __future__ import annotations

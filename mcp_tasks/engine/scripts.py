@@ -249,8 +249,7 @@ class Scripts:
             answer = ran
             if held:
                 messages, answer = [*ran, None][:2]
-                for channel, message in zip(messages[::2], messages[1::2], strict=True):
-                    await self._client.publish(channel, message)
+                await self._publish(list(zip(messages[::2], messages[1::2], strict=True)))
             # A WAIT that failed (on a cluster mid-failover, sent to a node just demoted, or
             # after the script was redirected to another node) confirmed nothing.
             count = 0 if isinstance(confirmed, Exception) else int(confirmed)
@@ -258,6 +257,15 @@ class Scripts:
                 raise ReplicasBehind(replication.min_replicas, count, replication.timeout, answer)
             return answer
         raise NoScriptError(f"the {name} script could not be loaded")
+
+    async def _publish(self, messages: list[tuple[Any, Any]]) -> None:
+        """Publish a held script's messages in one round trip. (``execute_command``: a
+        cluster pipeline refuses its ``publish()`` method, not the command.)"""
+        if messages:
+            pipe = self._client.pipeline(transaction=False)
+            for channel, message in messages:
+                pipe.execute_command("PUBLISH", channel, message)
+            await pipe.execute()
 
     async def enqueue(
         self, now_ms: int, keep_recent: int, quota: QuotaCaps | None, rows: Sequence[EnqueueRow]

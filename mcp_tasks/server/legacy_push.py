@@ -188,6 +188,7 @@ class LegacyRelays:
                     return
         finally:
             self._reading.discard(task_id)
+            self._again.discard(task_id)  # (an unfollowed task is read no more)
 
     def _spawn(self, coroutine: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coroutine)

@@ -1,7 +1,8 @@
 """Pushing task changes to clients, in each dialect's way, from any replica.
 
-Changes reach this process through the docket's pub/sub channel, so a client connected to
-replica A hears about a task that a worker on another machine is running.
+Changes reach this process through the task's pub/sub channel (subscribed while someone
+here follows it), so a client connected to replica A hears about a task that a worker on
+another machine is running.
 
 - 2025-11-25: while the creating connection is open, ``notifications/tasks/status`` on every
   status change and ``notifications/progress`` on the call's original ``progressToken``
