@@ -361,7 +361,9 @@ async def gather_limited(coroutines: list[Any], limit: int = 64) -> list[Any]:
 async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
     out: dict[str, Any] = {}
     store = redis.Redis(port=fleet.redis_port)
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    # Idle connections are dropped here after 2 s, before uvicorn closes them (after 5 s): a
+    # create sent on a connection as the server closes it fails, and is not safe to resend.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as http:
         urls = fleet.urls
         sessions = [Peer(http, urls[i % len(urls)], LEGACY) for i in range(settings.sessions)]
@@ -573,10 +575,20 @@ def peer_pollers(settings: Settings, folder: Path) -> dict[str, Any] | None:
     return dict(json.loads(out.read_text())) if out.exists() else None
 
 
+async def loop_lag(lags: list[float]) -> None:
+    """How late this process's event loop wakes a 10 ms sleep: a load generator that cannot
+    keep up would count its own delays as the servers'."""
+    while True:
+        asked = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append(time.perf_counter() - asked - 0.01)
+
+
 async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> dict[str, Any]:
     lengths = [length / (10 if settings.quick else 1) for length in LENGTHS]
     polls: dict[float, list[int]] = {length: [] for length in lengths}
     late: dict[float, list[float]] = {length: [] for length in lengths}
+    answered: dict[float, list[float]] = {length: [] for length in lengths}
     gets = Counter[str]()
     finished: list[str] = []
 
@@ -588,9 +600,11 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
         await asyncio.sleep(spread * index / settings.pollers)
         length = lengths[index % len(lengths)]
         peer = Peer(http, fleet.urls[index % len(fleet.urls)], MODERN)
+        sent = time.perf_counter()
         created = await peer.call(
             "tools/call", {"name": "nap", "arguments": {"seconds": length}}, "nap"
         )
+        answered[length].append(time.perf_counter() - sent)
         task_id, interval = created["taskId"], created.get("pollIntervalMs") or 1000
         count = 0
         while True:
@@ -613,7 +627,10 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
     calls_before = redis_calls(store)
     spy = profile(settings, fleet, "pollers")
     started = time.perf_counter()
+    lags: list[float] = []
+    probe = asyncio.create_task(loop_lag(lags))
     await asyncio.gather(*(poller(i) for i in range(settings.pollers)))
+    probe.cancel()
     elapsed = time.perf_counter() - started
     cpu = fleet.cpu(fleet.replicas) - cpu_before
     # What a completed task cost in all: replicas and workers (fastmcp-tasks runs its
@@ -649,12 +666,15 @@ async def pollers(settings: Settings, fleet: Fleet, http: httpx.AsyncClient) -> 
         "tasks_get_per_task": gets["tasks/get"] / settings.pollers,
         "requests": requests,
         "seconds": elapsed,
+        "load_generator_lag_p99_ms": percentile(lags, 0.99) * 1000 if lags else 0.0,
         "by_length": {
             length: {
                 "polls_median": statistics.median(polls[length]),
                 "seen_late_p50_ms": percentile(late[length], 0.5) * 1000,
                 "seen_late_p99_ms": percentile(late[length], 0.99) * 1000,
                 "seen_late_max_ms": max(late[length]) * 1000,
+                "create_answered_p50_ms": percentile(answered[length], 0.5) * 1000,
+                "create_answered_p99_ms": percentile(answered[length], 0.99) * 1000,
             }
             for length in lengths
             if polls[length]
@@ -776,6 +796,8 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
     cpu = p["cpu_ms_per_request"]
     requests = f"pollers: replica CPU per request, creates included ({p['requests']:,})"
     row(requests, f"{cpu:.2f} ms", "")
+    lag = "pollers: this load generator's event-loop lag, p99"
+    row(lag, f"{p.get('load_generator_lag_p99_ms', 0):,.0f} ms", "")
     get_cpu = p["get_cpu_ms"]
     gets = f"tasks/get alone: replica CPU per request ({p['gets']:,}, 32 at a time)"
     row(gets, f"{get_cpu:.2f} ms ({p['get_per_s']:,.0f}/s)", f"≤ 0.5 ms: {met(get_cpu <= 0.5)}")
@@ -783,7 +805,9 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
         late = (
             f"{figures['seen_late_p50_ms']:,.0f} ms late (max {figures['seen_late_max_ms']:,.0f})"
         )
-        seen = f"{figures['polls_median']:g} polls, end seen {late}"
+        seen = f"{figures['polls_median']:g} polls, end seen {late}; create answered in "
+        seen += f"{figures['create_answered_p50_ms']:,.0f} ms (p99 "
+        seen += f"{figures['create_answered_p99_ms']:,.0f})"
         row(f"pollers: a {length:g} s task", seen, "a handful; quick ones within ~150 ms")
     for grown in out["stores"]:
         size = f"{grown['finished']:,}"
