@@ -414,7 +414,7 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
             listeners.append(asyncio.create_task(peer.stream("subscriptions/listen", params, seen)))
         followed = min(len(modern_ids), share * len(listeners)) + legacy_count
         seen.wanted.update(modern_ids[: share * len(listeners)])
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(120 + len(listeners) / 20):  # (10,000 take minutes here)
             while seen.opened < len(sessions) + len(listeners):  # noqa: ASYNC110 - a count
                 await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # the listen acks and initial states
