@@ -83,7 +83,7 @@ class EventHub:
             wanted=self._wanted,
             all_wanted=self._all_wanted,
             on_message=self._handle,
-            on_restored=self._resync_all,
+            on_resync=self._resync,
         )
 
     # -- what this process follows --------------------------------------------------------
@@ -174,16 +174,24 @@ class EventHub:
 
     # -- what Redis said ------------------------------------------------------------------
 
-    def _resync_all(self) -> None:
-        """The connection was lost and is back: whatever was published meanwhile is gone."""
-        for key, queues in self._queues.items():
-            for queue in queues:
-                queue.put_nowait(Event(RESYNC, "", key))
-        for key, callbacks in list(self._callbacks.items()):
-            for callback in list(callbacks):
-                _call(callback, Event(RESYNC, "", key))
-        for callback in [*self._everything, *self._control]:
-            _call(callback, Event(RESYNC, "", ""))
+    def _resync(self, channel: str) -> None:
+        """``channel`` is subscribed again after a loss of the connection: whatever was
+        published on it meanwhile is gone, so its followers read afresh."""
+        if channel == self._keys.control:
+            for callback in list(self._control):
+                _call(callback, Event(RESYNC, "", ""))
+            return
+        if channel == self._keys.events:
+            for callback in list(self._everything):
+                _call(callback, Event(RESYNC, "", ""))
+            return
+        key = self._keys.task_of_channel(channel)
+        if key is None:
+            return
+        for queue in self._queues.get(key, ()):
+            queue.put_nowait(Event(RESYNC, "", key))
+        for callback in list(self._callbacks.get(key, ())):
+            _call(callback, Event(RESYNC, "", key))
 
     def _handle(self, channel: str, data: bytes | str) -> None:
         try:

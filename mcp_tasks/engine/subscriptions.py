@@ -43,16 +43,18 @@ class ChannelSubscriptions:
         wanted: Callable[[str], bool],
         all_wanted: Callable[[], set[str]],
         on_message: Callable[[str, bytes | str], None],
-        on_restored: Callable[[], None],
+        on_resync: Callable[[str], None],
     ) -> None:
         """``first`` is a channel always wanted: a second confirmation of it on one
-        connection is the sign that redis-py reconnected behind our back."""
+        connection is the sign that redis-py reconnected behind our back. ``on_resync`` is
+        called with a channel once it is subscribed again after a loss (its followers must
+        read afresh: what was published meanwhile is gone)."""
         self._client = client
         self._first = first
         self._wanted = wanted
         self._all_wanted = all_wanted
         self._on_message = on_message
-        self._on_restored = on_restored
+        self._on_resync = on_resync
         # On the current connection: confirmed by Redis / SUBSCRIBE sent and not yet
         # confirmed / whose wish changed since the last sync. Callers awaiting a
         # confirmation each hold their own future, so one caller's cancellation is its own.
@@ -63,7 +65,11 @@ class ChannelSubscriptions:
         self._pubsub: PubSub | None = None
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._readers: set[asyncio.Task[None]] = set()  # (the current one, and any ending)
         self._syncer: asyncio.Task[None] | None = None
+        # Channels whose followers get a resync when Redis next confirms them: all wanted
+        # at a loss, and any wanted during the outage (their followers went on unconfirmed).
+        self._unsynced: set[str] = set()
         self._outage = False
         self._closed = False
 
@@ -71,6 +77,8 @@ class ChannelSubscriptions:
         """Whether ``channel`` is wanted may have changed: the sync loop (next tick)
         subscribes or unsubscribes, batching everything noted meanwhile."""
         self._dirty.add(channel)
+        if self._outage:
+            self._unsynced.add(channel)
         self._changed.set()
 
     async def confirmed(self, channels: Iterable[str]) -> None:
@@ -101,9 +109,10 @@ class ChannelSubscriptions:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [task for task in (self._reader, self._syncer) if task is not None]
+        tasks = [task for task in (*self._readers, self._syncer) if task is not None]
         self._reader = self._syncer = None
         await _cancel_until_done(tasks)
+        self._readers.clear()
         self._release(list(self._waiters))
         self._pubsub = None
         self._subscribed.clear()
@@ -122,7 +131,7 @@ class ChannelSubscriptions:
         if self._closed:
             raise RuntimeError("the docket was closed")
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(), name="mcp-tasks events")
+            self._start_reader()
         if self._syncer is None or self._syncer.done():
             self._syncer = asyncio.create_task(self._sync(), name="mcp-tasks subscriptions")
 
@@ -142,6 +151,7 @@ class ChannelSubscriptions:
             add = [c for c in add if c not in self._sent]
             drop = [c for c in dirty if not self._wanted(c) and c in self._subscribed]
             self._release([c for c in dirty if not self._wanted(c)])
+            self._unsynced.difference_update(c for c in dirty if not self._wanted(c))
             # The bookkeeping changes before the commands go out: a confirmation read while
             # they are on their way must find it already true.
             self._sent.update(add)
@@ -162,14 +172,27 @@ class ChannelSubscriptions:
     def _restart_reader(self) -> None:
         old = self._reader
         self._pubsub = None
-        self._outage = True
-        self._reader = asyncio.create_task(self._read(after=old), name="mcp-tasks events")
+        self._lost_everything()
+        if old is not None:
+            old.cancel()  # (and it stops at its next step anyway: it is no longer current)
+        self._start_reader(after=old)
+
+    def _start_reader(self, after: asyncio.Task[None] | None = None) -> None:
+        reader = asyncio.create_task(self._read(after), name="mcp-tasks events")
+        self._reader = reader
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
+
+    def _current(self) -> bool:
+        """Whether the running reader is the hub's: one replaced (or closed) must neither
+        deliver nor confirm anything, or it could end an outage the new one is in."""
+        return not self._closed and asyncio.current_task() is self._reader
 
     async def _read(self, after: asyncio.Task[None] | None = None) -> None:
         if after is not None:
             await _cancel_until_done([after])
         delay = 0.05
-        while True:
+        while self._current():
             _raise_if_cancelled()
             pubsub = self._client.pubsub()
             self._subscribed.clear()
@@ -180,12 +203,16 @@ class ChannelSubscriptions:
                 self._release([c for c in self._waiters if c not in channels])
                 self._sent.update(channels)
                 await pubsub.subscribe(*channels)
+                if not self._current():
+                    return
                 self._pubsub = pubsub
                 if self._dirty:
                     self._changed.set()  # wishes changed while the SUBSCRIBE was on its way
                 first_confirmed = False
                 async for message in pubsub.listen():
                     _raise_if_cancelled()
+                    if not self._current():
+                        return
                     kind = message["type"]
                     if kind == "message":
                         self._on_message(_text(message["channel"]), message["data"])
@@ -198,22 +225,33 @@ class ChannelSubscriptions:
                         self._on_subscribed(channel)
                         delay = 0.05
             except Exception as exc:
+                if not self._current():
+                    return
                 self._lost(exc)
+                await self._detach(pubsub)  # (before the backoff: nobody may use it meanwhile)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
-                if self._pubsub is pubsub:
-                    self._pubsub = None
-                self._release(list(self._waiters))  # (no confirmation comes from a lost one)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._detach(pubsub)
+
+    async def _detach(self, pubsub: PubSub) -> None:
+        if self._pubsub is pubsub:
+            self._pubsub = None
+        if self._current():  # (a replaced reader's waiters are the new connection's)
+            self._release(list(self._waiters))  # no confirmation comes from a lost one
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _lost(self, exc: Exception) -> None:
         if not isinstance(exc, (*CONNECTION_ERRORS, _Reconnected)):
             log.exception("the event subscription failed; reconnecting", exc_info=exc)
         elif not self._outage:
             log.warning("lost the event subscription on %s (%s); reconnecting", self._first, exc)
+        self._lost_everything()
+
+    def _lost_everything(self) -> None:
         self._outage = True
+        self._unsynced.update(self._all_wanted())
 
     def _on_subscribed(self, channel: str) -> None:
         self._sent.discard(channel)
@@ -224,7 +262,9 @@ class ChannelSubscriptions:
         if channel == self._first and self._outage:
             log.info("event subscription restored on %s", self._first)
             self._outage = False
-            self._on_restored()
+        if channel in self._unsynced:
+            self._unsynced.discard(channel)
+            self._on_resync(channel)
 
 
 async def _cancel_until_done(tasks: list[asyncio.Task[None]]) -> None:

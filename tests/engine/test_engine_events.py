@@ -219,3 +219,15 @@ async def test_a_redis_that_stops_answering_does_not_hang_a_new_follower(
                 assert (await final_status(docket, key, events))[-1] == Status.CANCELLED.value
     finally:
         server.kill()
+
+
+async def test_a_connection_replaced_just_before_closing_is_closed_too(
+    url: str, docket_name: str, purged: None
+) -> None:
+    """The hub replaces its connection after a failed SUBSCRIBE; closing the docket at that
+    moment must end the old reader too, not leave it subscribed (and reconnecting)."""
+    async with Docket(name=docket_name, url=url) as docket:
+        await docket.hub.start()
+        docket.hub._connection._restart_reader()  # (what a failed SUBSCRIBE does)
+    readers = [t for t in asyncio.all_tasks() if t.get_name() == "mcp-tasks events"]
+    assert [t for t in readers if not t.done()] == []
