@@ -13,19 +13,27 @@ replicas of ``benchmarks/scale_server.py`` (``fastmcp run --transport http``) an
    dialect (2025-11-25 in ``--sessions`` HTTP sessions, each with its GET stream open for
    ``notifications/tasks/status``; 2026-07-28 stateless), all to end at the same moment;
    replica and worker memory per task in flight, and creation rate.
+   Besides them, ``--steady`` 2026-07-28 tasks that end one by one (phase 3).
 2. **listeners**: ``--listeners`` 2026-07-28 ``subscriptions/listen`` streams, spread over
-   the replicas, each following its share of the 2026 tasks.
-3. **burst**: the tasks all end within about a second; the delay from each task's end (its
-   ``lastUpdatedAt``) to its terminal notification reaching the client, per dialect (p50,
-   p99, missed), Redis commands and replica CPU per task during the wave.
-4. **store**: Redis bytes per finished task record, and ``tasks/list`` and ``/metrics``
+   the replicas, each following its share of the 2026 tasks (burst and steady ones).
+3. **steady**: with every stream open, the ``--steady`` tasks end one by one, evenly over
+   ``--steady-seconds``: the delay from each end to its notification at the client in a
+   steady state (p50, p99, missed), and this load generator's event-loop lag meanwhile.
+4. **burst**: the ``--tasks`` tasks all end within about a second; the delay from each task's
+   end (its ``lastUpdatedAt``) to its terminal notification reaching the client, per dialect
+   (p50, p99, missed), Redis commands and replica CPU per task during the wave.
+5. **store**: Redis bytes per finished task record, and ``tasks/list`` and ``/metrics``
    latency before and after the store filled (flat is the goal).
-5. **pollers**: ``--pollers`` 2026-07-28 clients each create a ``nap`` of a length from
+6. **pollers**: ``--pollers`` 2026-07-28 clients each create a ``nap`` of a length from
    ``LENGTHS`` and poll ``tasks/get`` at the ``pollIntervalMs`` the server suggests: polls per
    task, how late each end is seen, and replica CPU per ``tasks/get``.
 
-The targets of issue 16 are printed beside the figures. Not measured here yet: fastmcp-tasks
-beside us (its pollers at its client's defaults), and stores of 100k tasks.
+7. **stores**: the store grown to each size of ``--stores`` (10k and 100k finished tasks):
+   Redis bytes per task and the same reads, with the dashboard's first frame.
+8. **fastmcp-tasks** beside us (``benchmarks/scale_peer.py``, from its own venv): the
+   pollers' work on its servers, followed by its own client at its defaults.
+
+The targets of issue 16 are printed beside the figures.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -59,12 +68,16 @@ LENGTHS = (0.05, 0.5, 3.0, 20.0)
 """The pollers' task lengths (seconds); ``--quick`` divides them by 10."""
 TICKS = os.sysconf("SC_CLK_TCK")
 READS = frozenset({"tasks/get", "tasks/list"})
+SHARED_TLS = ssl.create_default_context()
 
 
 @dataclass
 class Settings:
     tasks: int = 5000
     listeners: int = 1000
+    steady: int = 1500
+    """2026-07-28 tasks that end one by one over ``steady_seconds`` (phase 3)."""
+    steady_seconds: float = 30.0
     sessions: int = 50
     pollers: int = 400
     replicas: int = 2
@@ -79,7 +92,16 @@ class Settings:
 
     @classmethod
     def quick_run(cls) -> Settings:
-        return cls(tasks=200, listeners=20, sessions=4, pollers=16, stores=(1000,), quick=True)
+        return cls(
+            tasks=200,
+            listeners=20,
+            steady=40,
+            steady_seconds=3.0,
+            sessions=4,
+            pollers=16,
+            stores=(1000,),
+            quick=True,
+        )
 
 
 def free_port() -> int:
@@ -154,7 +176,8 @@ class Fleet:
             env = {**self.env, "MCP_TASKS_WORKER": "0"}
             self.replicas.append(self._spawn(f"replica-{i}", command, env))
             ports.append(port)
-        concurrency = self.settings.tasks // self.settings.workers + self.settings.pollers + 100
+        in_flight = self.settings.tasks + self.settings.steady
+        concurrency = in_flight // self.settings.workers + self.settings.pollers + 100
         for i in range(self.settings.workers):
             command = [str(BIN / "mcp-tasks"), "worker", SERVER_FILE, "--url", self.url]
             command += ["--concurrency", str(concurrency)]
@@ -275,8 +298,10 @@ class Peer:
         whose answer streams) into ``seen`` until cancelled. Each stream has a client (a
         connection pool) of its own: httpcore scans its whole pool whenever a response
         closes, which with a thousand streams in one pool made this load generator, not
-        the servers, the bottleneck of the burst."""
-        async with httpx.AsyncClient(timeout=None) as own:
+        the servers, the bottleneck of the burst. They share one TLS context (unused on
+        http://, but httpx builds one per client otherwise: ~0.6 MB and a CA-file parse each,
+        which made opening 10,000 streams take this process minutes and gigabytes)."""
+        async with httpx.AsyncClient(timeout=None, verify=SHARED_TLS) as own:
             if params is None:
                 request = own.build_request("GET", self.url, headers=self.headers("GET"))
                 del request.headers["content-type"]
@@ -307,7 +332,9 @@ class Seen:
     opened: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     wanted: set[str] = field(default_factory=set)
-    """The burst's tasks (not the store's few)."""
+    """The burst's tasks and the steady ones (not the store's few)."""
+    steady: set[str] = field(default_factory=set)
+    steady_delays: dict[str, float] = field(default_factory=dict)
 
     def take(self, message: dict[str, Any]) -> None:
         method = message.get("method")
@@ -317,11 +344,12 @@ class Seen:
         if params.get("status") not in ("completed", "failed", "cancelled"):
             return
         dialect = MODERN if method == "notifications/tasks" else LEGACY
-        delays = self.delays[dialect]
         task_id = params["taskId"]
+        delays = self.steady_delays if task_id in self.steady else self.delays[dialect]
         if task_id in self.wanted and task_id not in delays:
             delays[task_id] = time.time() - moment(params["lastUpdatedAt"])
-            if sum(len(d) for d in self.delays.values()) >= len(self.wanted):
+            got = sum(len(d) for d in self.delays.values()) + len(self.steady_delays)
+            if got >= len(self.wanted):
                 self.arrived.set()
 
 
@@ -333,9 +361,31 @@ def redis_calls(client: redis.Redis) -> int:
     return sum(int(v["calls"]) for v in stats.values())
 
 
+def gc_pauses(fleet: Fleet, start: float, end: float) -> dict[str, float]:
+    """The replicas' garbage collections of 20 ms or more between ``start`` and ``end`` (unix
+    times), from the ``gc-pause`` lines scale_server.py logs: count, longest, total ms."""
+    pauses = []
+    for i in range(len(fleet.replicas)):
+        for line in (fleet.folder / f"replica-{i}.log").read_text(errors="replace").splitlines():
+            if line.startswith("gc-pause "):
+                _, at, _generation, took = line.split()
+                if start <= float(at) <= end:
+                    pauses.append(float(took))
+    return {"count": len(pauses), "max_ms": max(pauses, default=0.0), "total_ms": sum(pauses)}
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def delays_of(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(seconds, 0.5) * 1000,
+        "p99_ms": percentile(seconds, 0.99) * 1000,
+        "max_ms": max(seconds, default=float("nan")) * 1000,
+        "got": len(seconds),
+    }
 
 
 async def timed(action: Any, repeat: int = 5) -> float:
@@ -385,7 +435,8 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
         legacy_count = settings.tasks // 2
         rss_before = fleet.rss(fleet.replicas), fleet.rss(fleet.workers)
         started = time.perf_counter()
-        ends: dict[str, Any] = {}
+        # The burst's tasks end 2 s after the last steady one (offsets from scale:end).
+        ends = {"offset": settings.steady_seconds + 2.0}
         legacy_ids = await gather_limited(
             [sessions[i % len(sessions)].create("until", ends) for i in range(legacy_count)]
         )
@@ -395,18 +446,29 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
                 for i in range(settings.tasks - legacy_count)
             ]
         )
+        gap = settings.steady_seconds / max(1, settings.steady)
+        steady_ids = await gather_limited(
+            [
+                moderns[i % len(moderns)].create("until", {"offset": i * gap})
+                for i in range(settings.steady)
+            ]
+        )
+        in_flight = settings.tasks + settings.steady
         ramp_s = time.perf_counter() - started
         seen.wanted.update(legacy_ids)
         rss_after = fleet.rss(fleet.replicas), fleet.rss(fleet.workers)
-        out["create_per_s"] = settings.tasks / ramp_s
-        out["replica_bytes_per_task"] = (rss_after[0] - rss_before[0]) / settings.tasks
-        out["worker_bytes_per_task"] = (rss_after[1] - rss_before[1]) / settings.tasks
+        out["in_flight"] = in_flight
+        out["create_per_s"] = in_flight / ramp_s
+        out["replica_bytes_per_task"] = (rss_after[0] - rss_before[0]) / in_flight
+        out["worker_bytes_per_task"] = (rss_after[1] - rss_before[1]) / in_flight
 
-        # 2. listeners: each 2026 stream follows its share of the 2026 tasks
+        # 2. listeners: each 2026 stream follows its share of the burst's 2026 tasks, and
+        # every listeners-th steady task
         share = max(1, len(modern_ids) // settings.listeners)
         listeners = []
         for i in range(settings.listeners):
             ids = modern_ids[i * share : (i + 1) * share] if i * share < len(modern_ids) else []
+            ids += steady_ids[i :: settings.listeners]
             if not ids:
                 break
             peer = Peer(http, urls[i % len(urls)], MODERN)
@@ -414,6 +476,9 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
             listeners.append(asyncio.create_task(peer.stream("subscriptions/listen", params, seen)))
         followed = min(len(modern_ids), share * len(listeners)) + legacy_count
         seen.wanted.update(modern_ids[: share * len(listeners)])
+        if listeners:
+            seen.steady.update(steady_ids)
+            seen.wanted.update(steady_ids)
         async with asyncio.timeout(120 + len(listeners) / 20):  # (10,000 take minutes here)
             while seen.opened < len(sessions) + len(listeners):  # noqa: ASYNC110 - a count
                 await asyncio.sleep(0.05)
@@ -422,10 +487,29 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
         out["listeners"] = len(listeners)
         out["replica_bytes_per_listener"] = (rss_listening - rss_after[0]) / max(1, len(listeners))
 
-        # 3. burst: every task ends at the moment written here (see scale_server.until)
+        # 3. steady: the steady tasks end one by one from the moment written here (see
+        # scale_server.until), every stream open
+        steady_from = time.time() + 2.0
+        store.set("scale:end", str(steady_from))
+        await asyncio.sleep(max(0.0, steady_from - time.time()))
+        lags: list[float] = []
+        probe = asyncio.create_task(loop_lag(lags))
+        calls_before, cpu_before = redis_calls(store), fleet.cpu(fleet.replicas)
+        await asyncio.sleep(settings.steady_seconds)
+        calls_after, cpu_after = redis_calls(store), fleet.cpu(fleet.replicas)
+        probe.cancel()
+        out["steady"] = {
+            **delays_of(list(seen.steady_delays.values())),
+            "followed": len(seen.steady),
+            "redis_calls_per_task": (calls_after - calls_before) / max(1, settings.steady),
+            "replica_cpu_ms_per_task": (cpu_after - cpu_before) * 1000 / max(1, settings.steady),
+            "load_generator_lag_p99_ms": percentile(lags, 0.99) * 1000 if lags else 0.0,
+            "gc": gc_pauses(fleet, steady_from, steady_from + settings.steady_seconds),
+        }
+
+        # 4. burst: every task of the ramp ends 2 s later
         spy = profile(settings, fleet, "burst")
         self_spy = profile(settings, fleet, "burst", os.getpid(), "load-generator")
-        store.set("scale:end", str(time.time() + 2.0))
         calls_before, cpu_before = redis_calls(store), fleet.cpu(fleet.replicas)
         opened_before = int(store.info("stats")["total_connections_received"])
         workers_before, own_before, wave_started = fleet.cpu(fleet.workers), os.times(), time.time()
@@ -435,6 +519,7 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
         except TimeoutError:
             pass
         calls_after, cpu_after = redis_calls(store), fleet.cpu(fleet.replicas)
+        out["burst_gc"] = gc_pauses(fleet, wave_started, time.time())
         out["burst_profile"] = stop_profile(spy)
         out["load_profile"] = stop_profile(self_spy)
         opened = int(store.info("stats")["total_connections_received"]) - opened_before
@@ -449,23 +534,15 @@ async def run(settings: Settings, fleet: Fleet) -> dict[str, Any]:
         for task in [*streams, *listeners]:
             task.cancel()
         await asyncio.gather(*streams, *listeners, return_exceptions=True)
-        out["burst"] = {
-            dialect: {
-                "p50_ms": percentile(list(d.values()), 0.5) * 1000,
-                "p99_ms": percentile(list(d.values()), 0.99) * 1000,
-                "max_ms": max(d.values(), default=float("nan")) * 1000,
-                "got": len(d),
-            }
-            for dialect, d in seen.delays.items()
-        }
+        out["burst"] = {dialect: delays_of(list(d.values())) for dialect, d in seen.delays.items()}
         out["followed"] = {LEGACY: legacy_count, MODERN: followed - legacy_count}
         out["redis_calls_per_task"] = (calls_after - calls_before) / settings.tasks
         out["replica_cpu_ms_per_task"] = (cpu_after - cpu_before) * 1000 / settings.tasks
 
-        # 4. store
+        # 5. store
         await asyncio.sleep(1.0)
         memory_after = int(store.info("memory")["used_memory"])
-        out["redis_bytes_per_finished_task"] = (memory_after - memory_before) / settings.tasks
+        out["redis_bytes_per_finished_task"] = (memory_after - memory_before) / in_flight
         sample = [*modern_ids[:10], *sorted(seen.wanted - set(modern_ids))[:10]]
         usage = [store.memory_usage(f"mcp-tasks:{{scale}}:run:{key}") or 0 for key in sample]
         out["run_hash_bytes"] = statistics.median(usage)
@@ -740,7 +817,9 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
 
     burst = out["burst"]
     print(
-        f"\nscale run: {settings.tasks:,} tasks in flight, {out['listeners']:,} listeners "
+        f"\nscale run: {out['in_flight']:,} tasks in flight ({settings.tasks:,} end in a burst, "
+        f"{settings.steady:,} one by one over {settings.steady_seconds:g} s before it), "
+        f"{out['listeners']:,} listeners "
         f"(2026-07-28) + {settings.sessions} 2025-11-25 sessions with a GET stream, "
         f"{settings.replicas} API replicas, {settings.workers} workers, one Redis; "
         f"{os.cpu_count()} cores"
@@ -756,6 +835,29 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
     )
     row("worker memory per task in flight", f"{out['worker_bytes_per_task']:,.0f} B", "")
     row("replica memory per listen stream", f"{out['replica_bytes_per_listener']:,.0f} B", "")
+    steady = out["steady"]
+    missed = steady["followed"] - steady["got"]
+    row(
+        f"steady: {settings.steady:,} ends over {settings.steady_seconds:g} s, end → client, "
+        f"{out['listeners']:,} listeners open",
+        f"p50 {steady['p50_ms']:,.0f} ms, p99 {steady['p99_ms']:,.0f} ms, "
+        f"max {steady['max_ms']:,.0f} ms, missed {missed}",
+        f"p99 ≤ 50 ms: {met(steady['p99_ms'] <= 50 and missed == 0)}"
+        + ("" if out["listeners"] >= 10_000 else " (target is for 10,000 listeners)"),
+    )
+    row(
+        "steady: replica CPU, Redis commands per task; this load generator's loop lag p99",
+        f"{steady['replica_cpu_ms_per_task']:.2f} ms, {steady['redis_calls_per_task']:.1f}; "
+        f"{steady['load_generator_lag_p99_ms']:,.0f} ms",
+        "",
+    )
+    for phase, pauses in (("steady", steady["gc"]), ("burst", out["burst_gc"])):
+        row(
+            f"{phase}: the replicas' garbage collections of ≥ 20 ms",
+            f"{pauses['count']}, longest {pauses['max_ms']:,.0f} ms, "
+            f"in all {pauses['total_ms']:,.0f} ms",
+            "",
+        )
     for dialect, name in ((MODERN, "2026-07-28 listeners"), (LEGACY, "2025-11-25 sessions")):
         b = burst[dialect]
         missed = out["followed"][dialect] - b["got"]
@@ -785,12 +887,12 @@ def report(settings: Settings, out: dict[str, Any]) -> None:
     row("Redis bytes per finished task", f"{stored:,.0f} B", f"≤ 1,536 B: {met(stored <= 1536)}")
     row("… of which its record (MEMORY USAGE, median)", f"{out['run_hash_bytes']:,.0f} B", "")
     rest = ", ".join(
-        f"{kind} {size / settings.tasks:,.0f}" for kind, size in out["other_keys_bytes"].items()
+        f"{kind} {size / out['in_flight']:,.0f}" for kind, size in out["other_keys_bytes"].items()
     )
     row("… the docket's other keys, per finished task (B)", rest, "")
     for label, key in (("tasks/list page (5 tasks)", "list_ms"), ("/metrics", "metrics_ms")):
         before, after = out[key]
-        store = f"{label}: empty store → {settings.tasks:,} finished"
+        store = f"{label}: empty store → {out['in_flight']:,} finished"
         row(store, f"{before:.1f} → {after:.1f} ms", "flat")
     p = out["pollers"]
     cpu = p["cpu_ms_per_request"]
@@ -870,10 +972,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     defaults = Settings()
-    for name in ("tasks", "listeners", "sessions", "pollers", "replicas", "workers"):
+    for name in ("tasks", "listeners", "steady", "sessions", "pollers", "replicas", "workers"):
         parser.add_argument(
             f"--{name}", type=int, default=None, help=f"default {getattr(defaults, name)}"
         )
+    parser.add_argument(
+        "--steady-seconds", type=float, default=None, help="default 30 (--quick: 3)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", metavar="PY_SPY", help="py-spy binary: profile replica 0")
     parser.add_argument(
@@ -892,7 +997,16 @@ def main() -> None:
     settings.peer_python = None if args.no_peer else args.peer_python
     if args.stores:
         settings.stores = tuple(int(size) for size in args.stores.split(","))
-    for name in ("tasks", "listeners", "sessions", "pollers", "replicas", "workers"):
+    for name in (
+        "tasks",
+        "listeners",
+        "steady",
+        "steady_seconds",
+        "sessions",
+        "pollers",
+        "replicas",
+        "workers",
+    ):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     folder = Path(tempfile.mkdtemp(prefix="mcp-tasks-scale-"))

@@ -1,18 +1,23 @@
 """The server of the scale run (``benchmarks/scale.py``): two task tools that only wait.
 
-``until()`` waits for the moment the run writes to the Redis key ``scale:end`` (a unix time)
-and sleeps until then, so tasks created over many seconds, and followed by listeners that
-connect afterwards, all end in the same second: the burst. One poller per worker process
-reads the key (ten GETs a second, whatever the number of tasks). ``nap(seconds)`` sleeps for a
-while (the pollers' tasks, of many lengths). Settings come from the environment as for any
-server (``MCP_TASKS_URL``, ``MCP_TASKS_NAME``, ``MCP_TASKS_WORKER``).
+``until(offset)`` waits for the moment the run writes to the Redis key ``scale:end`` (a unix
+time) and sleeps until ``offset`` seconds after it, so tasks created over many seconds, and
+followed by listeners that connect afterwards, end when the run wants: one by one over the
+steady phase (offsets spread over it), then all in the same second (the burst). One poller
+per worker process reads the key (ten GETs a second, whatever the number of tasks).
+``nap(seconds)`` sleeps for a while (the pollers' tasks, of many lengths). Settings come from
+the environment as for any server (``MCP_TASKS_URL``, ``MCP_TASKS_NAME``,
+``MCP_TASKS_WORKER``). Each garbage collection of 20 ms or more is logged as a line
+``gc-pause <unix time> <generation> <ms>`` (the run reads them from the replicas' logs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
+from typing import Any
 
 import redis.asyncio as redis
 from fastmcp import FastMCP
@@ -24,6 +29,21 @@ mcp.add_extension(Tasks())
 
 
 END_KEY = "scale:end"
+GC_LOGGED_MS = 20.0
+_collecting = 0.0
+
+
+def _time_collections(phase: str, info: dict[str, Any]) -> None:
+    global _collecting
+    if phase == "start":
+        _collecting = time.perf_counter()
+        return
+    took = (time.perf_counter() - _collecting) * 1000
+    if took >= GC_LOGGED_MS:
+        print(f"gc-pause {time.time():.3f} {info['generation']} {took:.1f}", flush=True)
+
+
+gc.callbacks.append(_time_collections)
 _end: asyncio.Task[float] | None = None
 
 
@@ -38,12 +58,13 @@ async def _read_end() -> float:
 
 
 @mcp.tool(task=True)
-async def until() -> float:
-    """Sleep until the moment in ``scale:end`` (once the run has written it); answer it."""
+async def until(offset: float = 0.0) -> float:
+    """Sleep until ``offset`` seconds after the moment in ``scale:end`` (once the run has
+    written it); answer that moment."""
     global _end
     if _end is None:
         _end = asyncio.create_task(_read_end())
-    at = await asyncio.shield(_end)
+    at = await asyncio.shield(_end) + offset
     await asyncio.sleep(max(0.0, at - time.time()))
     return at
 
