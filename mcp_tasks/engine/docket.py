@@ -113,7 +113,7 @@ class Docket:
         self._client = client
         self._scripts = Scripts(client, self.keys, self.replication)
         self._hub = EventHub(client, self.keys)
-        self._reads = RecordReads(client, self.keys.run, self.codec)
+        self._reads = RecordReads(client, self.keys, self.codec)
 
     async def close(self) -> None:
         if self._reads is not None:

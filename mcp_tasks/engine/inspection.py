@@ -19,6 +19,7 @@ from .codec import CipherError
 from .depth import read_depth
 from .docket import Docket
 from .keys import GROUP
+from .reads import read_records
 from .serialization import from_json_text
 from .state import Status, TaskProgress
 
@@ -139,22 +140,34 @@ _SUMMARY_FIELDS = (
     "when",
     "progress",
     "errored",
+    "large",
 )
 
 
 async def summaries(docket: Docket, task_keys: list[str]) -> list[TaskSummary]:
     """The summaries of these tasks, in this order; expired or unknown ones are left out.
-    Only the fields a summary shows are read (HMGET), never the payloads."""
+    Only the fields a summary shows are read (HMGET), never the payloads, except for an
+    ended task whose last progress report was long: that report is in its large key, with
+    its payloads (read, and all of it but the progress dropped)."""
     if not task_keys:
         return []
     async with docket.client.pipeline(transaction=False) as pipe:
         for key in task_keys:
             pipe.hmget(docket.keys.run(key), _SUMMARY_FIELDS)
         rows: list[list[bytes | None]] = await pipe.execute()
+    fields = [dict(zip(_SUMMARY_FIELDS, row, strict=True)) for row in rows]
+    moved = [
+        (key, f)
+        for key, f in zip(task_keys, fields, strict=True)
+        if f["large"] == b"1" and not f["progress"]
+    ]
+    if moved:
+        records = await read_records(docket.client, docket.keys, [key for key, _ in moved])
+        for (_, f), record in zip(moved, records, strict=True):
+            f["progress"] = record.get(b"progress")
     found = []
     now = datetime.now(UTC)
-    for key, row in zip(task_keys, rows, strict=True):
-        f = dict(zip(_SUMMARY_FIELDS, row, strict=True))
+    for key, f in zip(task_keys, fields, strict=True):
         status = f["status"]
         if status is None:
             continue
@@ -250,7 +263,8 @@ async def error_type(docket: Docket, key: str) -> str | None:
     """The exception type of the task's latest failed attempt (``TaskError.type``), or None
     if none failed. Never its message or traceback: those may quote the task's arguments,
     so this is all of an error a dashboard may show of any caller's task."""
-    raw: bytes | str | None = await docket.client.hget(docket.keys.run(key), "error")
+    (record,) = await read_records(docket.client, docket.keys, [key])
+    raw = record.get(b"error")
     if not raw:
         return None
     try:

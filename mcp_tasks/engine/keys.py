@@ -20,6 +20,7 @@ _MAX_TASK_KEY = 256
 # limit's zset and waiting list); the generated preamble of every script (scripts.py) turns
 # these into run_key/limit_key/waiting_key, so the layout has this one home.
 RUN = ":run:"
+LARGE = ":large:"
 LIMIT = ":limit:"
 WAITING = ":waiting:"
 
@@ -29,6 +30,18 @@ WAITING = ":waiting:"
 TASK_EVENTS = ":"
 CONTROL = "/control"
 CONTROL_STATUSES = ("cancelling", "scheduled")
+
+COMPACT_VALUE_BYTES = 64
+"""Redis keeps a hash in its compact encoding (a listpack) only while every field name and
+value is at most ``hash-max-listpack-value`` bytes, 64 by default, and never re-encodes it once
+a longer one came. An ended task's record is kept for the result's TTL, so when a task ends
+its run hash is written anew with only its short values (~0.4 KB) and the longer ones (its
+result, error, metadata, a long progress message) go to :meth:`Keys.large` beside it; as one
+hashtable the record took ~1.3 KB (measured with ``benchmarks/scale.py``)."""
+
+LARGE_OUTLIVES_MS = 60_000
+"""How much longer a :meth:`Keys.large` key lives than its run hash, so that a reader who
+finds the run hash also finds its large values (two keys do not expire in the same instant)."""
 
 RUN_BUCKETS_MS: tuple[int, ...] = (
     5,
@@ -140,6 +153,13 @@ class Keys:
     def run(self, key: str) -> str:
         """Hash holding one task's execution state (status, call, progress, result...)."""
         return f"{self.run_prefix}{key}"
+
+    def large(self, key: str) -> str:
+        """An ended task's values longer than :data:`COMPACT_VALUE_BYTES`, moved out of its
+        run hash as it ended (``settle`` in ``lua/common.lua``) and read back with it
+        (:func:`.state.with_large`): netstrings, name then value, for each. The run hash's
+        field ``large`` says there is one."""
+        return f"{self.prefix}{LARGE}{key}"
 
     def index(self, tag: str) -> str:
         """Sorted set listing the tasks added with ``index=tag``, scored by creation (ms)."""

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from .codec import Codec
 from .keys import Keys
+from .reads import read_records
 from .state import ExecutionState
 
 
@@ -54,10 +55,7 @@ async def list_index(
         entries = [(key, after.created_ms) for key in same if key > mark]
         entries += [(key, int(ms)) for key, ms in later]
     page, more = entries[:limit], len(entries) > limit
-    async with docket.client.pipeline(transaction=False) as pipe:
-        for key, _ in page:
-            pipe.hgetall(docket.keys.run(key.decode()))
-        raws: list[dict[bytes, bytes]] = await pipe.execute()
+    raws = await read_records(docket.client, docket.keys, [key.decode() for key, _ in page])
     states = [
         ExecutionState.from_hash(raw, docket.codec) for raw in raws if raw and b"status" in raw
     ]

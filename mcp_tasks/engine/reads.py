@@ -1,5 +1,6 @@
 """Reads of task records, coalesced: every ``Docket.get`` of one event-loop tick goes out in
-one pipeline, and concurrent reads of the same task in that tick share one ``HGETALL``.
+one pipeline, and concurrent reads of the same task in that tick share one read (its run hash
+and, for an ended task, its large values: ``HGETALL`` and ``GET``).
 
 Why: when many tasks change at once (a burst of completions, a wave of polls) each change
 wakes the listeners that follow it, and each listener reads its task. One round trip per
@@ -14,22 +15,23 @@ record as it is now, not as it was when an earlier batch left, so it waits for t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from redis.asyncio import Redis
 
 from .codec import Codec
-from .state import ExecutionState
+from .keys import Keys
+from .state import ExecutionState, Raw, lacks_large, with_large
 
-Raw = dict[bytes, bytes]
+ATTEMPTS = 3
+"""Reads of one batch, at most: a task replaced between its two reads is read again."""
 
 
 class RecordReads:
-    """Batches ``HGETALL`` of run hashes made in the same tick of the event loop."""
+    """Batches the reads of task records made in the same tick of the event loop."""
 
-    def __init__(self, client: Redis, run_key: Callable[[str], str], codec: Codec) -> None:
+    def __init__(self, client: Redis, keys: Keys, codec: Codec) -> None:
         self._client = client
-        self._run_key = run_key
+        self._keys = keys
         self._codec = codec
         self._pending: dict[str, asyncio.Future[Raw]] = {}
         self._sending: set[asyncio.Task[None]] = set()
@@ -42,7 +44,8 @@ class RecordReads:
         return ExecutionState.from_hash(raw, self._codec)
 
     async def read(self, key: str) -> Raw:
-        """The run hash of ``key`` (empty if there is none), read after this call began."""
+        """The run hash of ``key`` with its large values (empty if there is none), read after
+        this call began."""
         future = self._pending.get(key)
         if future is None:
             loop = asyncio.get_running_loop()
@@ -63,14 +66,7 @@ class RecordReads:
 
     async def _send(self, batch: dict[str, asyncio.Future[Raw]]) -> None:
         try:
-            if len(batch) == 1:  # no pipeline for a lone read: the common quiet case
-                (key,) = batch
-                raws: list[Raw] = [await self._client.hgetall(self._run_key(key))]  # type: ignore[list-item]
-            else:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for key in batch:
-                        pipe.hgetall(self._run_key(key))
-                    raws = await pipe.execute()
+            raws = await read_records(self._client, self._keys, list(batch))
         except BaseException as exc:
             failure = exc if isinstance(exc, Exception) else ConnectionError("read abandoned")
             for future in batch.values():
@@ -94,3 +90,28 @@ def _observe(future: asyncio.Future[Raw]) -> None:
     asyncio does not log it as never retrieved."""
     if not future.cancelled():
         future.exception()
+
+
+async def read_records(client: Redis, keys: Keys, task_keys: list[str]) -> list[Raw]:
+    """The records of these tasks, in order (empty for a missing one): each run hash with its
+    large values, in one round trip. The two reads of a task are not one atomic step, so a
+    task replaced between them is read again (its hash says it has large values that its
+    second read did not find)."""
+    raws: list[Raw] = [{} for _ in task_keys]
+    todo = list(range(len(task_keys)))
+    for _ in range(ATTEMPTS):
+        async with client.pipeline(transaction=False) as pipe:
+            for i in todo:
+                pipe.hgetall(keys.run(task_keys[i]))
+                pipe.get(keys.large(task_keys[i]))
+            found = await pipe.execute()
+        again = []
+        for n, i in enumerate(todo):
+            raw, large = found[2 * n], found[2 * n + 1]
+            if lacks_large(raw, large):
+                again.append(i)
+            raws[i] = with_large(raw, large)
+        if not again:
+            break
+        todo = again
+    return raws

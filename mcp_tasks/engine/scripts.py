@@ -37,20 +37,11 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from . import keys as layout
 from .clock import seconds
 from .connection import Backend
 from .errors import ReplicasBehind
-from .keys import (
-    CONTROL,
-    CONTROL_STATUSES,
-    GROUP,
-    LIMIT,
-    RUN,
-    RUN_BUCKETS_MS,
-    TASK_EVENTS,
-    WAITING,
-    Keys,
-)
+from .keys import GROUP, Keys
 
 NAMES = (
     "enqueue",
@@ -80,17 +71,22 @@ HOLD_BACK = (
 def preamble(*, held: bool = False) -> str:
     """Lua definitions generated from keys.py (the key names scripts derive themselves), and
     ``emit``, which publishes an event message at once or holds it back (``held``)."""
-    buckets = ", ".join(str(bound) for bound in RUN_BUCKETS_MS)
-    control = ", ".join(f"{status} = true" for status in CONTROL_STATUSES)
+    k = layout
+    buckets = ", ".join(str(bound) for bound in k.RUN_BUCKETS_MS)
+    control = ", ".join(f"{status} = true" for status in k.CONTROL_STATUSES)
     return "\n".join(
         [
             "-- Generated from mcp_tasks/engine/keys.py (scripts.preamble): do not edit.",
-            f"local function run_key(prefix, key) return prefix .. '{RUN}' .. key end",
-            f"local function limit_key(prefix, name) return prefix .. '{LIMIT}' .. name end",
-            f"local function waiting_key(prefix, name) return prefix .. '{WAITING}' .. name end",
+            f"local function run_key(prefix, key) return prefix .. '{k.RUN}' .. key end",
+            f"local function large_key(prefix, key) return prefix .. '{k.LARGE}' .. key end",
+            f"local COMPACT_VALUE_BYTES = {k.COMPACT_VALUE_BYTES}",
+            f"local LARGE_OUTLIVES_MS = {k.LARGE_OUTLIVES_MS}",
+            f"local function limit_key(prefix, name) return prefix .. '{k.LIMIT}' .. name end",
+            f"local function waiting_key(prefix, name) return prefix .. '{k.WAITING}' .. name end",
             f"local RUN_BUCKETS_MS = {{{buckets}}}",
-            f"local function task_channel(events, key) return events .. '{TASK_EVENTS}' .. key end",
-            f"local function control_channel(events) return events .. '{CONTROL}' end",
+            f"local function task_channel(events, key) return events .. '{k.TASK_EVENTS}' .. key"
+            " end",
+            f"local function control_channel(events) return events .. '{k.CONTROL}' end",
             f"local CONTROL_STATUSES = {{{control}}}",
             HOLD_BACK if held else PUBLISH_AT_ONCE,
         ]
@@ -313,7 +309,7 @@ class Scripts:
         k = self.keys
         keys = [k.stream, k.events, k.limits, k.stats]
         args: list[Any] = [GROUP, consumer, now_ms, lease_until_ms, result_ttl_ms]
-        args.append(max_deliveries)
+        args += [max_deliveries, k.prefix]
         for claim in claims:
             run = k.run(claim.key)
             if claim.limit:
@@ -364,7 +360,8 @@ class Scripts:
         min_replicas (for withdrawing a task nobody was told of)."""
         k = self.keys
         keys = [k.run(key), k.scheduled, k.stream, k.events, k.stats]
-        answer = await self._run("cancel", keys, [key, now_ms, result_ttl_ms], confirm=confirm)
+        args = [key, now_ms, result_ttl_ms, k.prefix]
+        answer = await self._run("cancel", keys, args, confirm=confirm)
         return bytes(answer).decode()
 
     async def sweep(self, now_ms: int) -> int:

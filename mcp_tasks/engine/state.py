@@ -1,7 +1,8 @@
 """What a task's execution looks like from outside: status, attempts, progress, outcome.
 
 The run hash in Redis stores plain strings; this module is the one translation between those
-fields and typed Python objects.
+fields and typed Python objects. An ended task keeps its long values in a key beside the hash
+(:meth:`.keys.Keys.large`); :func:`with_large` puts them back before anything reads them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,37 @@ class Status(enum.StrEnum):
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+Raw = dict[bytes, bytes]
+"""A run hash as redis-py reads it."""
+
+LARGE_FIELD = b"large"
+"""Set (to 1) in the run hash of an ended task whose long values are in its large key."""
+
+
+def with_large(raw: Raw, large: bytes | None) -> Raw:
+    """The run hash with the values its task moved to its large key as it ended (netstrings,
+    name then value, written by ``settle`` in ``lua/common.lua``) put back."""
+    if not large:
+        return raw
+    merged = {name: value for name, value in raw.items() if name != LARGE_FIELD}
+    at = 0
+    while at < len(large):
+        name, at = _netstring(large, at)
+        merged[name], at = _netstring(large, at)
+    return merged
+
+
+def lacks_large(raw: Raw, large: bytes | None) -> bool:
+    """Whether this pair of reads missed the large values the run hash says it has: the
+    task was replaced between the two reads (read both again)."""
+    return large is None and raw.get(LARGE_FIELD) == b"1"
+
+
+def _netstring(data: bytes, at: int) -> tuple[bytes, int]:
+    colon = data.index(b":", at)
+    end = colon + 1 + int(data[at:colon])
+    return data[colon + 1 : end], end + 1
 
 
 class TaskProgress(BaseModel):
@@ -81,9 +113,10 @@ class ExecutionState(BaseModel):
         return self.status.terminal
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes], codec: Codec = PLAIN) -> ExecutionState:
-        """Parse a run hash; sealed payloads are opened with ``codec`` (a wrong or missing
-        key raises :class:`~.codec.CipherError`)."""
+    def from_hash(cls, raw: Raw, codec: Codec = PLAIN) -> ExecutionState:
+        """Parse a run hash (with its large values put back, :func:`with_large`); sealed
+        payloads are opened with ``codec`` (a wrong or missing key raises
+        :class:`~.codec.CipherError`)."""
         f = {k.decode(): v for k, v in raw.items()}
         status = Status(f["status"].decode())
         created, updated = time_from_ms(f.get("created")), time_from_ms(f.get("updated"))

@@ -23,7 +23,8 @@ async def noop(n: int) -> int:
 
 
 def count_sends(docket: Docket, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of each read batch sent (1 for a lone HGETALL)."""
+    """The size of each read batch sent: the tasks it reads (each an ``HGETALL`` of its
+    run hash and a ``GET`` of its large values)."""
     sizes: list[int] = []
     client = docket.client
     plain, pipeline = client.hgetall, client.pipeline
@@ -68,7 +69,7 @@ async def test_reads_of_one_tick_share_one_round_trip(
     assert states[-1] is None
 
     sizes.clear()
-    assert (await docket.get(keys[0])) is not None  # a lone read: no pipeline
+    assert (await docket.get(keys[0])) is not None  # a lone read: its own small pipeline
     assert sizes == [1]
 
 

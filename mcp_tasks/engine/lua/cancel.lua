@@ -1,7 +1,8 @@
--- Cancel one task. KEYS: run hash, scheduled, stream, events, stats. ARGV: key, now_ms, ttl ms.
+-- Cancel one task. KEYS: run hash, scheduled, stream, events, stats.
+-- ARGV: key, now_ms, ttl ms, the docket prefix.
 -- Returns: missing | cancelling (running: its worker stops it) | cancelled | <terminal status>.
 local run, scheduled, stream, events, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local key, now, ttl = ARGV[1], ARGV[2], ARGV[3]
+local key, now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local f = redis.call('HMGET', run, 'status', 'sid', 'ttl', 'label')
 local status = f[1]
 local notes = {}
@@ -23,9 +24,8 @@ if f[2] then
   -- script sees the status and acknowledges it without running.
   redis.call('XDEL', stream, f[2])
 end
-redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
-forget_call(run)
-redis.call('PEXPIRE', run, tonumber(f[3]) or ttl)
+settle(prefix, key, run, tonumber(f[3]) or ttl,
+  {'status', 'cancelled', 'finished', now, 'updated', now})
 redis.call('HINCRBY', stats, 'cancelled:' .. (f[4] or ''), 1)
 note(notes, 'cancelled', '', key)
 publish(events, notes)

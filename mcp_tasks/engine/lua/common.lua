@@ -29,11 +29,57 @@ local function publish(channel, notes)
   end
 end
 
--- A task has ended (completed, failed, cancelled): drop what only running it needed. Its
--- call (the arguments, often the largest value) and its stream entry id are dead weight
--- in a record kept for the result's TTL, and arguments are never shown once it has ended.
-local function forget_call(run)
-  redis.call('HDEL', run, 'call', 'sid')
+-- A task has ended (completed, failed, cancelled): write its record anew, with `fields`
+-- (name, value, ...) set, for the keep of `ttl` ms. What only running it needed goes: its
+-- call (the arguments, often the largest value, never shown once it has ended) and its
+-- stream entry id. Values (or names) longer than COMPACT_VALUE_BYTES go to the task's large
+-- key, as netstrings, and the run hash is deleted and written again with the short ones and
+-- `large` = 1: Redis never re-encodes a hash compactly once a long value made it a hashtable
+-- (keys.py, COMPACT_VALUE_BYTES). A record settled before (a lost task's late finish) keeps
+-- the values it had moved.
+local function settle(prefix, key, run, ttl, fields)
+  local all = redis.call('HGETALL', run)
+  local values = {}
+  for i = 1, #all, 2 do
+    values[all[i]] = all[i + 1]
+  end
+  local large = large_key(prefix, key)
+  if values.large then
+    local data, at, name = redis.call('GET', large) or '', 1, nil
+    while at <= #data do
+      local colon = string.find(data, ':', at, true)
+      local size = tonumber(string.sub(data, at, colon - 1))
+      local text = string.sub(data, colon + 1, colon + size)
+      at = colon + size + 2
+      if name then
+        values[name], name = text, nil
+      else
+        name = text
+      end
+    end
+  end
+  for i = 1, #fields, 2 do
+    values[fields[i]] = fields[i + 1]
+  end
+  values.call, values.sid, values.large = nil, nil, nil
+  local short, long = {}, {}
+  for name, value in pairs(values) do
+    if type(value) == 'string' and (#value > COMPACT_VALUE_BYTES
+        or #name > COMPACT_VALUE_BYTES) then
+      long[#long + 1] = #name .. ':' .. name .. ',' .. #value .. ':' .. value .. ','
+    else
+      short[#short + 1] = name
+      short[#short + 1] = value
+    end
+  end
+  redis.call('DEL', run, large)
+  if #long > 0 then
+    short[#short + 1] = 'large'
+    short[#short + 1] = '1'
+    redis.call('SET', large, table.concat(long), 'PX', ttl + LARGE_OUTLIVES_MS)
+  end
+  redis.call('HSET', run, unpack(short))
+  redis.call('PEXPIRE', run, ttl)
 end
 
 -- Put a task that was parked on a concurrency limit back on the stream. The run key is

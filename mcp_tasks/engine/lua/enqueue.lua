@@ -83,7 +83,7 @@ for i = 1, (#KEYS - 7) / 2 do
   else
     if status then
       -- Replacing: drop the old record. A stale stream entry is skipped by its sid.
-      redis.call('DEL', run)
+      redis.call('DEL', run, large_key(prefix, key))
     end
     if fresh then
       created[label] = (created[label] or 0) + 1  -- a rescheduled task is not a new one

@@ -51,17 +51,15 @@ for i = 1, (#KEYS - 4) / 3 do
     end
     note(notes, 'scheduled', when, key)
   else
+    local fields = {'status', outcome, 'finished', now, 'updated', now}
     if outcome == 'completed' then
       -- errored: the result reports an error (counted as failed), e.g. MCP's isError.
-      redis.call('HSET', run, 'status', outcome, 'result', data, 'finished', now, 'updated', now,
-        'errored', counter == 'failed' and '1' or '0')
+      fields[7], fields[8] = 'result', data
+      fields[9], fields[10] = 'errored', counter == 'failed' and '1' or '0'
     elseif outcome == 'failed' then
-      redis.call('HSET', run, 'status', outcome, 'error', data, 'finished', now, 'updated', now)
-    else
-      redis.call('HSET', run, 'status', outcome, 'finished', now, 'updated', now)
+      fields[7], fields[8] = 'error', data
     end
-    forget_call(run)
-    redis.call('PEXPIRE', run, run_ttl)
+    settle(prefix, key, run, run_ttl, fields)
     note(notes, outcome, '', key)
   end
   if has_limit == '1' and outcome ~= 'requeue' then

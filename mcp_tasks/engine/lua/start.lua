@@ -1,17 +1,17 @@
 -- Start a batch of claimed stream entries. KEYS: stream, events, limits, stats, then per task:
 -- run hash, limit zset, waiting list (the run hash twice when the task has no limit).
--- ARGV: group, worker, now_ms, slot lease expiry ms, result ttl ms, max deliveries, then
--- per task:
+-- ARGV: group, worker, now_ms, slot lease expiry ms, result ttl ms, max deliveries, the
+-- docket prefix, then per task:
 -- stream id, key, limit maximum (0 = none), limit name.
 -- Returns per task {verdict, attempt, when, ttl, label, meta}: verdict
 -- run|stale|cancelled|parked|lost.
 local stream, events, limits, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, worker, now, lease, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local max_deliveries = tonumber(ARGV[6])
+local max_deliveries, prefix = tonumber(ARGV[6]), ARGV[7]
 local out, notes, acks, counts = {}, {}, {}, {}
 for i = 1, (#KEYS - 4) / 3 do
   local run, limit, waiting = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
-  local a = 6 + (i - 1) * 4
+  local a = 7 + (i - 1) * 4
   local sid, key, max, lname = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4]
   local f = redis.call('HMGET', run, 'status', 'sid', 'cancel', 'attempt', 'when', 'ttl',
     'label', 'meta')
@@ -22,9 +22,8 @@ for i = 1, (#KEYS - 4) / 3 do
   elseif status == 'cancelled' or f[3] == '1' then
     if status ~= 'cancelled' then
       -- Cancelled while its previous worker died: finish the cancellation now.
-      redis.call('HSET', run, 'status', 'cancelled', 'finished', now, 'updated', now)
-      forget_call(run)
-      redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
+      settle(prefix, key, run, tonumber(f[6]) or ttl,
+        {'status', 'cancelled', 'finished', now, 'updated', now})
       tally(counts, 'cancelled', label)
       note(notes, 'cancelled', '', key)
     end
@@ -33,11 +32,9 @@ for i = 1, (#KEYS - 4) / 3 do
     verdict = 'stale'
   elseif status == 'running' and (tonumber(f[4]) or 0) >= max_deliveries then
     -- Its workers keep dying on it (a crash, an OOM kill): stop handing it out.
-    redis.call('HSET', run, 'status', 'failed', 'finished', now, 'updated', now, 'error',
-      cjson.encode({type = 'WorkerLost', message = 'the task\'s worker was lost ' ..
-        f[4] .. ' times; it is not run again'}))
-    forget_call(run)
-    redis.call('PEXPIRE', run, tonumber(f[6]) or ttl)
+    settle(prefix, key, run, tonumber(f[6]) or ttl, {'status', 'failed', 'finished', now,
+      'updated', now, 'error', cjson.encode({type = 'WorkerLost',
+        message = 'the task\'s worker was lost ' .. f[4] .. ' times; it is not run again'})})
     tally(counts, 'failed', label)
     note(notes, 'failed', '', key)
     verdict = 'lost'
