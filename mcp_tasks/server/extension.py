@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
@@ -36,6 +35,7 @@ from ..engine import Docket, Worker
 from ..protocol import EXTENSION_ID, LEGACY_VERSION, TASK_VERSIONS, modern
 from ..protocol.requests import ListParams, TaskIdParams, UpdateParams
 from . import dashboard, handlers, metrics, push, request_gate
+from .collector import HEAP
 from .config import TasksConfig, switch
 from .errors import missing_capability
 from .identity import listing_of, owner_of
@@ -119,6 +119,7 @@ class Tasks(sdk.BindAwareExtension):
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._users = 0
+        self._frozen = False
         self.relays = LegacyRelays(lambda: self.service)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -170,16 +171,20 @@ class Tasks(sdk.BindAwareExtension):
             await self._worker.start()
             self._worker_task = asyncio.create_task(self._worker.run_forever())
         if switch(None, "MCP_TASKS_GC_FREEZE"):
-            # What is loaded by now (modules, the server, its tools) lives as long as the
-            # process: keep it out of every later collection. In a burst of completions a
-            # quarter of a replica's CPU went to full collections walking it (scale.py).
-            gc.freeze()
+            # Full collections walking the loaded heap and the open streams took a quarter
+            # of a replica's CPU in a burst, and paused it for a second with 5,000 streams
+            # open (scale.py): see collector.py.
+            self._frozen = True
+            HEAP.start()
 
     async def stop(self) -> None:
         self._users -= 1
         if self._users > 0 or self._service is None:
             return
         await self.relays.close()
+        if self._frozen:
+            self._frozen = False
+            HEAP.stop()
         if self._worker is not None:
             await self._worker.stop()
             self._worker = None
