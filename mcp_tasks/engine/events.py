@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -40,6 +41,25 @@ RECHECK_SECONDS = 10.0
 delivers at most once: a publisher killed between its write and its PUBLISH, or a failover
 while the subscription was moving, loses a message, and silence is no proof that nothing
 changed. One read per listened task per 10 s of silence bounds how long such a loss lasts."""
+
+RECHECKS_PER_SECOND = 200.0
+"""The most silence rechecks a process makes a second, on average: with more than
+``RECHECK_SECONDS * RECHECKS_PER_SECOND`` listeners (2,000) each waits proportionally longer
+(5,000 listeners: 25 s). 10,000 listen streams on two replicas rechecking every 10 s took a
+third of their CPU, in waves, and other listeners' notifications waited up to 0.6 s in them
+(``benchmarks/scale.py``); a loss this covers is rare, and costs a little longer at scale."""
+
+_listeners = 0
+"""Listeners open in this process (every hub's): the silence budget is the process's CPU."""
+
+
+def recheck_seconds() -> float:
+    """How long a listener's silence lasts before it reads its tasks again: at least
+    :data:`RECHECK_SECONDS`, longer past the process's budget, and spread by ±25 % so that
+    listeners opened together (a wave of clients) do not all read again together."""
+    base = max(RECHECK_SECONDS, _listeners / RECHECKS_PER_SECOND)
+    return base * random.uniform(0.75, 1.25)
+
 
 Callback = Callable[["Event"], None]
 
@@ -61,10 +81,10 @@ def parse(message: bytes | str) -> list[Event]:
 
 
 async def next_event(queue: asyncio.Queue[Event]) -> Event:
-    """The queue's next event, or a key-less ``resync`` after :data:`RECHECK_SECONDS` of
+    """The queue's next event, or a key-less ``resync`` after :func:`recheck_seconds` of
     silence: the listener then reads everything it follows afresh."""
     try:
-        async with asyncio.timeout(RECHECK_SECONDS):
+        async with asyncio.timeout(recheck_seconds()):
             return await queue.get()
     except TimeoutError:
         return Event(RESYNC, "", "")
@@ -139,15 +159,18 @@ class EventHub:
     async def subscription(self, *keys: str) -> AsyncIterator[asyncio.Queue[Event]]:
         """One queue receiving the events of every key in ``keys`` from the moment this is
         entered (so a caller that reads state afterwards misses no change)."""
+        global _listeners
         queue: asyncio.Queue[Event] = asyncio.Queue()
         keys = tuple(key for key in keys if is_task_key(key))  # (no task has the others)
         for key in keys:
             self._queues[key].add(queue)
             self._connection.want(self._keys.task_events(key))
+        _listeners += 1
         try:
             await self.ready(*keys)
             yield queue
         finally:
+            _listeners -= 1
             for key in keys:
                 queues = self._queues.get(key)
                 if queues is not None:

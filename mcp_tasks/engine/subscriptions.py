@@ -6,7 +6,8 @@ The hub says which channels it wants; this subscribes and unsubscribes in batche
 callers when Redis confirmed, hands every message to the hub, and after any loss of the
 connection — including one redis-py repaired by itself inside a read, resubscribing
 silently — starts a fresh connection and has the hub resync its listeners, because
-messages published meanwhile are gone.
+messages published meanwhile are gone. A connection that died without a word (no error,
+no RST: a partition, a crashed host) is found by PINGs it stops answering.
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ CONFIRM_SECONDS = 5.0
 """How long a new follower waits for Redis to confirm its subscription. A Redis that does
 not answer (partitioned, stopped) must not turn a ``tasks/get`` into a hang; past this the
 follower goes on, and the silence recheck or the resync after the reconnection covers it."""
+
+
+PING_SECONDS = 5.0
+"""How often the connection is PINGed while subscribed. A half-open connection reads
+nothing, raises nothing and would look subscribed for ever; listeners' silence rechecks
+would only mask it (and workers' control channel has none)."""
+
+UNANSWERED_PINGS = 3
+"""PINGs without a PONG before the connection is given up for dead (~10-15 s). Not one:
+an overloaded process reads its backlog late, and a PONG queued behind it is no sign of a
+dead connection (one long stall lets the watchdog send only one PING meanwhile)."""
 
 
 class _Reconnected(Exception):
@@ -72,6 +84,7 @@ class ChannelSubscriptions:
         self._unsynced: set[str] = set()
         self._outage = False
         self._closed = False
+        self._pings = self._pongs = 0  # on the current connection
 
     def want(self, channel: str) -> None:
         """Whether ``channel`` is wanted may have changed: the sync loop (next tick)
@@ -192,6 +205,7 @@ class ChannelSubscriptions:
         if after is not None:
             await _cancel_until_done([after])
         delay = 0.05
+        watchdog: asyncio.Task[None] | None = None
         while self._current():
             _raise_if_cancelled()
             pubsub = self._client.pubsub()
@@ -208,13 +222,17 @@ class ChannelSubscriptions:
                 self._pubsub = pubsub
                 if self._dirty:
                     self._changed.set()  # wishes changed while the SUBSCRIBE was on its way
+                self._pings = self._pongs = 0
+                watchdog = asyncio.create_task(self._watch(pubsub), name="mcp-tasks pings")
                 first_confirmed = False
                 async for message in pubsub.listen():
                     _raise_if_cancelled()
                     if not self._current():
                         return
                     kind = message["type"]
-                    if kind == "message":
+                    if kind == "pong":
+                        self._pongs += 1
+                    elif kind == "message":
                         self._on_message(_text(message["channel"]), message["data"])
                     elif kind == "subscribe":
                         channel = _text(message["channel"])
@@ -232,7 +250,31 @@ class ChannelSubscriptions:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    watchdog = None
                 await self._detach(pubsub)
+
+    async def _watch(self, pubsub: PubSub) -> None:
+        """PING the connection every :data:`PING_SECONDS`; start a fresh one once
+        :data:`UNANSWERED_PINGS` went unanswered (PONGs come in order, after every message
+        sent before them)."""
+        while self._pubsub is pubsub:
+            if self._pings - self._pongs >= UNANSWERED_PINGS:
+                log.warning(
+                    "the event subscription on %s stopped answering PINGs; reconnecting",
+                    self._first,
+                )
+                self._restart_reader()
+                return
+            self._pings += 1
+            try:
+                await pubsub.ping()
+            except Exception:
+                if self._pubsub is pubsub:
+                    self._restart_reader()  # (the reader may be stuck on the same connection)
+                return
+            await asyncio.sleep(PING_SECONDS)
 
     async def _detach(self, pubsub: PubSub) -> None:
         if self._pubsub is pubsub:

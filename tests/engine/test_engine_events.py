@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio.client import PubSub
 
-from mcp_tasks.engine import Docket, Status, subscriptions
+from mcp_tasks.engine import Docket, Status, events, subscriptions
 from mcp_tasks.engine.events import RESYNC, Event
 from tests.helpers.redis_process import RedisProcess
 
@@ -231,3 +231,60 @@ async def test_a_connection_replaced_just_before_closing_is_closed_too(
         docket.hub._connection._restart_reader()  # (what a failed SUBSCRIBE does)
     readers = [t for t in asyncio.all_tasks() if t.get_name() == "mcp-tasks events"]
     assert [t for t in readers if not t.done()] == []
+
+
+def test_silence_rechecks_keep_within_the_process_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every listener re-reads its tasks after silence; thousands of them in one process
+    must not make that a storm (a third of the CPU, in waves), nor all re-read together."""
+    monkeypatch.setattr(events, "_listeners", 10)
+    few = [events.recheck_seconds() for _ in range(500)]
+    assert min(few) >= 7.5 and max(few) <= 12.5  # 10 s, spread by a quarter
+    assert max(few) - min(few) > 2.5
+    monkeypatch.setattr(events, "_listeners", 5_000)
+    many = [events.recheck_seconds() for _ in range(500)]
+    assert min(many) >= 18.75 and max(many) <= 31.25  # 5,000 / 200 a second = 25 s
+
+
+async def test_an_open_subscription_counts_as_a_listener(docket: Docket) -> None:
+    before = events._listeners
+    async with docket.hub.subscription("a" * 32, "b" * 32):
+        assert events._listeners == before + 1
+    assert events._listeners == before
+
+
+async def test_a_connection_that_stops_answering_pings_is_replaced(
+    docket: Docket, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A half-open connection (a partition, a crashed host: no error, no RST) reads nothing
+    and looks subscribed for ever. Its PINGs go unanswered: the hub starts a fresh one and
+    resyncs the followers, who then hear the task's changes again."""
+    monkeypatch.setattr(subscriptions, "PING_SECONDS", 0.05)
+    (key,) = await queued_tasks(docket, 1)
+    lost = subscriptions.UNANSWERED_PINGS
+    ping = PubSub.ping
+
+    async def black_hole(self: PubSub, *args: Any) -> Any:
+        nonlocal lost
+        if lost:  # the first connection's PINGs vanish, as on a dead TCP connection
+            lost -= 1
+            return None
+        return await ping(self, *args)
+
+    monkeypatch.setattr(PubSub, "ping", black_hole)
+    async with docket.hub.subscription(key) as events:
+        async with asyncio.timeout(10):
+            assert (await events.get()).status == RESYNC
+        assert "stopped answering PINGs" in caplog.text
+        assert await docket.cancel(key)
+        assert await final_status(docket, key, events) == [Status.CANCELLED.value]
+
+
+async def test_an_answering_connection_is_kept(
+    docket: Docket, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(subscriptions, "PING_SECONDS", 0.02)
+    (key,) = await queued_tasks(docket, 1)
+    async with docket.hub.subscription(key) as events:
+        await asyncio.sleep(0.5)  # ~25 PINGs, each answered
+        assert events.empty()  # no resync: the connection was never replaced
+    assert "stopped answering PINGs" not in caplog.text
