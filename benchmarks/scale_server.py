@@ -8,25 +8,24 @@ per worker process reads the key (ten GETs a second, whatever the number of task
 ``nap(seconds)`` sleeps for a while (the pollers' tasks, of many lengths). Settings come from
 the environment as for any server (``MCP_TASKS_URL``, ``MCP_TASKS_NAME``,
 ``MCP_TASKS_WORKER``). Each garbage collection of 20 ms or more is logged as a line
-``gc-pause <unix time> <generation> <ms>`` (the run reads them from the replicas' logs).
+``gc-pause <unix time> <generation> <ms>``, and in a server each wake-up of its event loop
+20 ms or more late as ``loop-lag <unix time> <ms>`` (the run reads them from the logs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as redis
 from fastmcp import FastMCP
 
 from mcp_tasks import Tasks
-
-mcp = FastMCP("scale")
-mcp.add_extension(Tasks())
-
 
 END_KEY = "scale:end"
 GC_LOGGED_MS = 20.0
@@ -44,6 +43,29 @@ def _time_collections(phase: str, info: dict[str, Any]) -> None:
 
 
 gc.callbacks.append(_time_collections)
+
+
+async def _watch_loop() -> None:
+    while True:
+        asked = time.perf_counter()
+        await asyncio.sleep(0.01)
+        late = (time.perf_counter() - asked - 0.01) * 1000
+        if late >= GC_LOGGED_MS:
+            print(f"loop-lag {time.time():.3f} {late:.1f}", flush=True)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
+    watch = asyncio.create_task(_watch_loop())
+    try:
+        yield {}
+    finally:
+        watch.cancel()
+
+
+mcp = FastMCP("scale", lifespan=_lifespan)
+mcp.add_extension(Tasks())
+
 _end: asyncio.Task[float] | None = None
 
 
