@@ -40,7 +40,8 @@ RECHECK_SECONDS = 10.0
 """A listener that heard nothing of its tasks for this long reads them again. Pub/sub
 delivers at most once: a publisher killed between its write and its PUBLISH, or a failover
 while the subscription was moving, loses a message, and silence is no proof that nothing
-changed. One read per listened task per 10 s of silence bounds how long such a loss lasts."""
+changed. One read per listened task per 10 s of silence (±25 %, and longer past the
+process's :data:`RECHECKS_PER_SECOND`) bounds how long such a loss lasts."""
 
 RECHECKS_PER_SECOND = 200.0
 """The most silence rechecks a process makes a second, on average: with more than

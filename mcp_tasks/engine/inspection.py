@@ -21,7 +21,7 @@ from .docket import Docket
 from .keys import GROUP
 from .reads import read_records
 from .serialization import from_json_text
-from .state import Status, TaskProgress
+from .state import Status, TaskProgress, moved_names
 
 
 class WorkerInfo(BaseModel):
@@ -142,13 +142,16 @@ _SUMMARY_FIELDS = (
     "errored",
     "large",
 )
+_MOVABLE = frozenset(_SUMMARY_FIELDS) - {"large"}
+"""What an ended task may have moved to its large key (any value over 64 bytes): usually a
+long progress report, at times a long label or worker name."""
 
 
 async def summaries(docket: Docket, task_keys: list[str]) -> list[TaskSummary]:
     """The summaries of these tasks, in this order; expired or unknown ones are left out.
     Only the fields a summary shows are read (HMGET), never the payloads, except for an
-    ended task whose last progress report was long: that report is in its large key, with
-    its payloads (read, and all of it but the progress dropped)."""
+    ended task that moved one of them to its large key (a long progress report, say): that
+    key holds its payloads too (read, and all but the summary's fields dropped)."""
     if not task_keys:
         return []
     async with docket.client.pipeline(transaction=False) as pipe:
@@ -156,15 +159,16 @@ async def summaries(docket: Docket, task_keys: list[str]) -> list[TaskSummary]:
             pipe.hmget(docket.keys.run(key), _SUMMARY_FIELDS)
         rows: list[list[bytes | None]] = await pipe.execute()
     fields = [dict(zip(_SUMMARY_FIELDS, row, strict=True)) for row in rows]
-    moved = [
-        (key, f)
-        for key, f in zip(task_keys, fields, strict=True)
-        if f["large"] == b"1" and not f["progress"]
-    ]
+    moved = []
+    for key, f in zip(task_keys, fields, strict=True):
+        names = moved_names(f["large"])
+        if names is None or names & _MOVABLE:
+            moved.append((key, f))
     if moved:
         records = await read_records(docket.client, docket.keys, [key for key, _ in moved])
         for (_, f), record in zip(moved, records, strict=True):
-            f["progress"] = record.get(b"progress")
+            for name in _MOVABLE:
+                f[name] = f[name] or record.get(name.encode())
     found = []
     now = datetime.now(UTC)
     for key, f in zip(task_keys, fields, strict=True):
@@ -264,7 +268,7 @@ async def error_type(docket: Docket, key: str) -> str | None:
     if none failed. Never its message or traceback: those may quote the task's arguments,
     so this is all of an error a dashboard may show of any caller's task."""
     (record,) = await read_records(docket.client, docket.keys, [key])
-    raw = record.get(b"error")
+    raw = record.get(b"error") if b"status" in record else None  # (not an expired task's)
     if not raw:
         return None
     try:

@@ -19,8 +19,8 @@ published. The wrapper sends the script
 and a ``WAIT`` in one pipeline — WAIT counts the replicas that have every write made *on its
 own connection*, so it must follow the script on the same one — and publishes the messages
 once the replicas confirmed (or the wait timed out). A process killed between the two leaves
-a change unannounced: listeners read their tasks again after ``events.RECHECK_SECONDS`` of
-silence, so that costs at most that delay.
+a change unannounced: listeners read their tasks again after ``events.recheck_seconds()``
+of silence, so that costs at most that delay.
 """
 
 from __future__ import annotations

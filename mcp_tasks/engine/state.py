@@ -37,26 +37,39 @@ Raw = dict[bytes, bytes]
 """A run hash as redis-py reads it."""
 
 LARGE_FIELD = b"large"
-"""Set (to 1) in the run hash of an ended task whose long values are in its large key."""
+"""In the run hash of an ended task whose long values are in its large key: their names,
+comma-separated, or ``*`` (too many to list)."""
 
 
 def with_large(raw: Raw, large: bytes | None) -> Raw:
     """The run hash with the values its task moved to its large key as it ended (netstrings,
-    name then value, written by ``settle`` in ``lua/common.lua``) put back."""
-    if not large:
+    name then value, written by ``settle`` in ``lua/common.lua``) put back under it: what was
+    written to the hash since wins. A large key the hash does not mention is not this
+    record's (a task of the same key whose hash expired first): ignored."""
+    if not large or LARGE_FIELD not in raw:
         return raw
-    merged = {name: value for name, value in raw.items() if name != LARGE_FIELD}
+    merged: Raw = {}
     at = 0
     while at < len(large):
         name, at = _netstring(large, at)
         merged[name], at = _netstring(large, at)
+    merged.update(raw)
+    del merged[LARGE_FIELD]
     return merged
+
+
+def moved_names(marker: bytes | None) -> set[str] | None:
+    """The names of the values an ended task moved to its large key, from its run hash's
+    ``large`` field: an empty set if none, None if they were too many to be listed."""
+    if not marker:
+        return set()
+    return None if marker == b"*" else set(marker.decode().split(","))
 
 
 def lacks_large(raw: Raw, large: bytes | None) -> bool:
     """Whether this pair of reads missed the large values the run hash says it has: the
     task was replaced between the two reads (read both again)."""
-    return large is None and raw.get(LARGE_FIELD) == b"1"
+    return large is None and bool(raw.get(LARGE_FIELD))
 
 
 def _netstring(data: bytes, at: int) -> tuple[bytes, int]:

@@ -37,7 +37,7 @@ nothing, raises nothing and would look subscribed for ever; listeners' silence r
 would only mask it (and workers' control channel has none)."""
 
 UNANSWERED_PINGS = 3
-"""PINGs without a PONG before the connection is given up for dead (~10-15 s). Not one:
+"""PINGs without a PONG before the connection is given up for dead (15-20 s). Not one:
 an overloaded process reads its backlog late, and a PONG queued behind it is no sign of a
 dead connection (one long stall lets the watchdog send only one PING meanwhile)."""
 
@@ -183,6 +183,8 @@ class ChannelSubscriptions:
                     self._restart_reader()
 
     def _restart_reader(self) -> None:
+        if self._closed:
+            return
         old = self._reader
         self._pubsub = None
         self._lost_everything()
@@ -246,13 +248,14 @@ class ChannelSubscriptions:
                 if not self._current():
                     return
                 self._lost(exc)
+                await _stopped(watchdog)  # (its PING would reopen the connection)
+                watchdog = None
                 await self._detach(pubsub)  # (before the backoff: nobody may use it meanwhile)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
-                if watchdog is not None:
-                    watchdog.cancel()
-                    watchdog = None
+                await _stopped(watchdog)
+                watchdog = None
                 await self._detach(pubsub)
 
     async def _watch(self, pubsub: PubSub) -> None:
@@ -318,6 +321,13 @@ async def _cancel_until_done(tasks: list[asyncio.Task[None]]) -> None:
             task.cancel()
         _done, pending = await asyncio.wait(tasks, timeout=0.5)
         tasks = list(pending)
+
+
+async def _stopped(watchdog: asyncio.Task[None] | None) -> None:
+    """Stop a connection's watchdog, and wait until it has (a PING it is sending goes through
+    redis-py's reconnecting retry, which would reopen a connection being given back)."""
+    if watchdog is not None and watchdog is not asyncio.current_task():
+        await _cancel_until_done([watchdog])
 
 
 def _text(value: bytes | str) -> str:

@@ -14,8 +14,11 @@ So every :data:`THAW_SECONDS` the frozen objects are thawed (:func:`gc.unfreeze`
 full collection walks — and reclaims — everything: one long pause per five minutes instead
 of one every few seconds under load.
 
-One policy per process, whatever the number of servers in it; ``MCP_TASKS_GC_FREEZE=0``
-leaves the collector alone.
+One policy per process, whatever the number of servers in it. A thaw thaws whatever is
+frozen, what the host froze itself included (a pre-fork ``gc.freeze()`` for copy-on-write,
+say): a host that manages its collector sets ``MCP_TASKS_GC_FREEZE=0``, which leaves it
+alone. The policy keys on full collections reporting generation 2 (CPython 3.11-3.13); where
+none do, it does no more than the first freeze.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class FrozenHeap:
             gc.callbacks.append(self._collected)
 
     def stop(self) -> None:
-        """The last user gone: thaw everything and leave the collector as it was."""
+        """The last user gone: stop, and thaw everything frozen."""
         self._users = max(0, self._users - 1)
         if self._users == 0 and self._collected in gc.callbacks:
             gc.callbacks.remove(self._collected)

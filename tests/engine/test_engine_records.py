@@ -136,3 +136,39 @@ async def test_a_late_finish_of_an_ended_task_keeps_its_moved_values(docket: Doc
     state = await docket.get(later.key)
     assert state is not None and state.meta == {"note": "n" * 100}
     assert state.error is not None and state.error.message == "m" * 80
+
+
+async def test_a_new_task_never_shows_an_expired_namesakes_large_values(docket: Docket) -> None:
+    """A large key outlives its run hash by a minute; a task added under the same key in
+    that minute must not be read with the old task's result or metadata."""
+    docket.register(talkative)
+    old = await docket.add(talkative, key="same", meta={"who": "o" * 100})(TRICKY)
+    async with running(Worker(docket)):
+        await docket.wait(old.key, timeout=10)
+    await docket.client.delete(docket.keys.run("same"))  # its hash expired, its large key not
+    await docket.add(talkative, key="same", meta={"who": "new"}, delay=3600)("again")
+    state = await docket.get("same")
+    assert state is not None and state.status is Status.SCHEDULED
+    assert state.result is None and state.meta == {"who": "new"}
+    assert await docket.cancel("same")  # settled: the stale large key is replaced
+    state = await docket.get("same")
+    assert state is not None and state.meta == {"who": "new"} and state.result is None
+
+
+async def test_summaries_show_long_labels_and_what_was_written_after_the_end(
+    docket: Docket,
+) -> None:
+    docket.register(talkative)
+    label = "a-rather-long-label-" + "l" * 80
+    execution = await docket.add(talkative, label=label)(TRICKY)
+    async with running(Worker(docket)):
+        await docket.wait(execution.key, timeout=10)
+    (summary,) = await summaries(docket, [execution.key])
+    assert summary.label == label
+    assert summary.progress is not None and summary.progress.message == LONG_MESSAGE
+    # A write to the hash after the task ended (a late report) wins over the moved value.
+    later = '{"current":10,"total":10,"message":"late"}'
+    await docket.client.hset(docket.keys.run(execution.key), "progress", later)
+    state = await docket.get(execution.key)
+    assert state is not None and state.progress is not None
+    assert state.progress.message == "late"

@@ -34,17 +34,19 @@ end
 -- call (the arguments, often the largest value, never shown once it has ended) and its
 -- stream entry id. Values (or names) longer than COMPACT_VALUE_BYTES go to the task's large
 -- key, as netstrings, and the run hash is deleted and written again with the short ones and
--- `large` = 1: Redis never re-encodes a hash compactly once a long value made it a hashtable
--- (keys.py, COMPACT_VALUE_BYTES). A record settled before (a lost task's late finish) keeps
--- the values it had moved.
+-- `large` = the moved names, comma-separated ('*' when that list would be long itself):
+-- Redis never re-encodes a hash compactly once a long value made it a hashtable (keys.py,
+-- COMPACT_VALUE_BYTES). A record settled before (a lost task's late finish) keeps what it
+-- had moved, under what was written to its hash since. The large key is derived from the
+-- prefix, not declared: it shares the docket's hash tag, so it is in the run hash's slot.
 local function settle(prefix, key, run, ttl, fields)
   local all = redis.call('HGETALL', run)
-  local values = {}
+  local values, marked = {}, false
   for i = 1, #all, 2 do
-    values[all[i]] = all[i + 1]
+    marked = marked or all[i] == 'large'
   end
   local large = large_key(prefix, key)
-  if values.large then
+  if marked then
     local data, at, name = redis.call('GET', large) or '', 1, nil
     while at <= #data do
       local colon = string.find(data, ':', at, true)
@@ -58,15 +60,19 @@ local function settle(prefix, key, run, ttl, fields)
       end
     end
   end
+  for i = 1, #all, 2 do
+    values[all[i]] = all[i + 1]
+  end
   for i = 1, #fields, 2 do
     values[fields[i]] = fields[i + 1]
   end
   values.call, values.sid, values.large = nil, nil, nil
-  local short, long = {}, {}
+  local short, long, moved = {}, {}, {}
   for name, value in pairs(values) do
     if type(value) == 'string' and (#value > COMPACT_VALUE_BYTES
         or #name > COMPACT_VALUE_BYTES) then
       long[#long + 1] = #name .. ':' .. name .. ',' .. #value .. ':' .. value .. ','
+      moved[#moved + 1] = name
     else
       short[#short + 1] = name
       short[#short + 1] = value
@@ -74,8 +80,9 @@ local function settle(prefix, key, run, ttl, fields)
   end
   redis.call('DEL', run, large)
   if #long > 0 then
+    local names = table.concat(moved, ',')
     short[#short + 1] = 'large'
-    short[#short + 1] = '1'
+    short[#short + 1] = #names <= COMPACT_VALUE_BYTES and names or '*'
     redis.call('SET', large, table.concat(long), 'PX', ttl + LARGE_OUTLIVES_MS)
   end
   redis.call('HSET', run, unpack(short))
