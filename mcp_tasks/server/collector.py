@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 THAW_SECONDS = 300.0
@@ -34,7 +35,7 @@ THAW_SECONDS = 300.0
 class FrozenHeap:
     """Freezes what is loaded now, then the survivors of every full collection."""
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._thawed_at = clock()
         self._thawing = False
