@@ -39,8 +39,9 @@ end
 -- COMPACT_VALUE_BYTES). A record settled before (a lost task's late finish) keeps what it
 -- had moved, under what was written to its hash since. The large key is derived from the
 -- prefix, not declared: it shares the docket's hash tag, so it is in the run hash's slot.
-local function settle(prefix, key, run, ttl, fields)
-  local all = redis.call('HGETALL', run)
+-- `all`: the run hash's HGETALL when the caller has just read it (else it is read here).
+local function settle(prefix, key, run, ttl, fields, all)
+  all = all or redis.call('HGETALL', run)
   local values, marked, long_seen = {}, false, false
   for i = 1, #all, 2 do
     marked = marked or all[i] == 'large'
@@ -99,6 +100,16 @@ local function settle(prefix, key, run, ttl, fields)
   end
   redis.call('HSET', run, unpack(short))
   redis.call('PEXPIRE', run, ttl)
+end
+
+-- The value of field `name` in an HGETALL reply (name, value, ...), or nil.
+local function field_of(all, name)
+  for i = 1, #all, 2 do
+    if all[i] == name then
+      return all[i + 1]
+    end
+  end
+  return nil
 end
 
 -- Put a task that was parked on a concurrency limit back on the stream. The run key is

@@ -18,12 +18,23 @@ for i = 1, (#KEYS - 4) / 3 do
   local when, has_limit = ARGV[a + 5], ARGV[a + 6]
   local run_ttl = tonumber(ARGV[a + 7]) or ttl
   local counter, label, started = ARGV[a + 8], ARGV[a + 9], tonumber(ARGV[a + 10])
-  if outcome ~= 'requeue' and outcome ~= 'cancelled'
-      and redis.call('HGET', run, 'cancel') == '1' then
-    -- cancel.lua said yes to a cancel while this run was finishing: the accepted cancel
-    -- wins, so a caller told "cancelled" never sees another outcome (the result is dropped).
-    outcome, data = 'cancelled', ''
-    counter = counter ~= '' and 'cancelled' or ''
+  local record = nil  -- the run hash as read here, when an ended task's settle needs it
+  if outcome ~= 'requeue' and outcome ~= 'cancelled' then
+    local cancel
+    if outcome == 'retry' or outcome == 'again' then
+      cancel = redis.call('HGET', run, 'cancel')
+    else
+      -- It ends here: settle reads the whole record anyway, so read it once, flag included.
+      record = redis.call('HGETALL', run)
+      cancel = field_of(record, 'cancel')
+    end
+    if cancel == '1' then
+      -- cancel.lua said yes to a cancel while this run was finishing: the accepted cancel
+      -- wins, so a caller told "cancelled" never sees another outcome (the result is
+      -- dropped).
+      outcome, data = 'cancelled', ''
+      counter = counter ~= '' and 'cancelled' or ''
+    end
   end
   acks[#acks + 1] = sid
   if counter ~= '' then
@@ -59,7 +70,7 @@ for i = 1, (#KEYS - 4) / 3 do
     elseif outcome == 'failed' then
       fields[7], fields[8] = 'error', data
     end
-    settle(prefix, key, run, run_ttl, fields)
+    settle(prefix, key, run, run_ttl, fields, record)
     note(notes, outcome, '', key)
   end
   if has_limit == '1' and outcome ~= 'requeue' then
