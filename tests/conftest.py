@@ -58,6 +58,10 @@ MCP_LAYER = {
 oldest supported fastmcp (``-m mcp_layer`` in .venv-oldest)."""
 
 
+FAKEREDIS_SEAM = {"test_fakeredis_lua", "test_sdk_seam"}
+"""The modules that exercise fakeredis's private names (engine/fakeredis_lua.py): scripts/test
+runs them again on the oldest supported fakeredis (``-m fakeredis_seam`` in .venv-oldest)."""
+
 NEEDS_NODE = {"test_typescript_client", "test_official_2026_client", "test_examples"}
 NEEDS_BROWSER = {"test_dashboard"}
 
@@ -66,6 +70,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.stem in MCP_LAYER:
             item.add_marker(pytest.mark.mcp_layer)
+        if item.path.stem in FAKEREDIS_SEAM:
+            item.add_marker(pytest.mark.fakeredis_seam)
         if item.path.stem in NEEDS_NODE:
             item.add_marker(pytest.mark.node)
         if item.path.stem in NEEDS_BROWSER:

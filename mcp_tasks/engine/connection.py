@@ -25,6 +25,8 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
+from . import fakeredis_lua
+
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_PORT = 26379
@@ -77,6 +79,11 @@ class WorkSignal:
 class MemoryStore:
     server: fakeredis.FakeServer = field(default_factory=fakeredis.FakeServer)
     signal: WorkSignal = field(default_factory=WorkSignal)
+    fast_lua: bool = False
+    """Whether :mod:`fakeredis_lua` sped this store's scripts up (False: fakeredis as is)."""
+
+    def __post_init__(self) -> None:
+        self.fast_lua = fakeredis_lua.speed_up(self.server)
 
 
 _memory_stores: dict[str, MemoryStore] = {}
