@@ -162,6 +162,13 @@ def pool_options(max_connections: int, socket_timeout: float) -> dict[str, Any]:
     }
 
 
+def reply_text(value: Any) -> str:
+    """A reply's value as text. The engine's clients leave replies as bytes (task records
+    are decoded field by field, and a sealed value is bytes), so names that come back from
+    Redis (channels, consumers, groups) are decoded where they are read, with this."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def close_client(client: Redis) -> None:
     """Close a client and the connections of its pool (ours are not auto-closed)."""
     await client.aclose()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from .connection import reply_text
 from .keys import GROUP, Keys
 
 
@@ -45,10 +46,6 @@ class QueueDepth:
         return self.unclaimed + self.parked
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def read_depth(docket: Store) -> QueueDepth:
     """A handful of commands, independent of the number of tasks."""
     keys, client = docket.keys, docket.client
@@ -57,7 +54,7 @@ async def read_depth(docket: Store) -> QueueDepth:
         groups: list[dict[str, Any]] = await client.xinfo_groups(keys.stream)
     except ResponseError:  # no stream at all (purged, or Redis lost its data): empty
         groups = []
-    group = next((g for g in groups if _text(g.get("name")) == GROUP), {})
+    group = next((g for g in groups if reply_text(g.get("name")) == GROUP), {})
     running = int(group.get("pending", 0) or 0)
     # Finished entries are deleted from the stream, so it holds exactly the entries no
     # worker has claimed yet plus the claimed ones (pending).

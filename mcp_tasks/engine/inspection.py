@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 
 from .clock import time_from_ms
 from .codec import CipherError
+from .connection import reply_text
 from .depth import read_depth
 from .docket import Docket
 from .keys import GROUP
@@ -51,7 +52,7 @@ async def snapshot(docket: Docket, *, sample: int = 1000) -> DocketSnapshot:
     consumers: list[dict[str, Any]] = await client.xinfo_consumers(keys.stream, GROUP)
     workers = [
         WorkerInfo(
-            name=_text(c.get("name")),
+            name=reply_text(c.get("name")),
             running=int(c.get("pending", 0) or 0),
             idle_ms=int(c.get("idle", 0) or 0),
         )
@@ -92,10 +93,6 @@ async def purge(docket: Docket) -> int:
         deleted += int(await docket.client.delete(*batch))
     await docket.ensure_group()
     return deleted
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def redact(url: str) -> str:
@@ -246,13 +243,15 @@ async def worker_loads(docket: Docket, *, limit: int = 500) -> list[WorkerLoad]:
         for entry, rows in zip(pending, found, strict=True):
             for _sid, fields in rows:
                 if fields and b"key" in fields:
-                    held.setdefault(_text(entry["consumer"]), []).append(fields[b"key"].decode())
+                    held.setdefault(reply_text(entry["consumer"]), []).append(
+                        fields[b"key"].decode()
+                    )
     return [
         WorkerLoad(
-            name=_text(c.get("name")),
+            name=reply_text(c.get("name")),
             running=int(c.get("pending", 0) or 0),
             idle_ms=int(c.get("idle", 0) or 0),
-            tasks=held.get(_text(c.get("name")), []),
+            tasks=held.get(reply_text(c.get("name")), []),
         )
         for c in consumers
     ]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from .connection import CONNECTION_ERRORS
+from .connection import CONNECTION_ERRORS, reply_text
 
 log = logging.getLogger("mcp_tasks.engine")
 
@@ -235,9 +235,9 @@ class ChannelSubscriptions:
                     if kind == "pong":
                         self._pongs += 1
                     elif kind == "message":
-                        self._on_message(_text(message["channel"]), message["data"])
+                        self._on_message(reply_text(message["channel"]), message["data"])
                     elif kind == "subscribe":
-                        channel = _text(message["channel"])
+                        channel = reply_text(message["channel"])
                         if channel == self._first:
                             if first_confirmed:
                                 raise _Reconnected("redis-py reconnected and resubscribed")
@@ -328,10 +328,6 @@ async def _stopped(watchdog: asyncio.Task[None] | None) -> None:
     redis-py's reconnecting retry, which would reopen a connection being given back)."""
     if watchdog is not None and watchdog is not asyncio.current_task():
         await _cancel_until_done([watchdog])
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _raise_if_cancelled() -> None:

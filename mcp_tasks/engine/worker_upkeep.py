@@ -20,7 +20,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from .clock import now_ms
-from .connection import CONNECTION_ERRORS
+from .connection import CONNECTION_ERRORS, reply_text
 from .docket import Docket
 from .keys import GROUP
 from .runs import MAX_BATCH, Run
@@ -135,8 +135,7 @@ class UpkeepMixin:
             keys.stream, GROUP
         )
         for consumer in consumers:
-            name = consumer.get("name")
-            name = name.decode() if isinstance(name, bytes) else str(name)
+            name = reply_text(consumer.get("name"))
             if int(consumer.get("pending", 0) or 0):
                 continue
             if (
