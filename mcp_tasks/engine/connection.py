@@ -193,7 +193,10 @@ def parse_url(url: str) -> Backend:
     if scheme == "memory":
         if parts.path not in ("", "/") or parts.query or port is not None:
             raise ValueError(f"malformed memory URL {url!r}: use memory:// or memory://<name>")
-        store = _memory_stores.setdefault(url, MemoryStore())
+        store = _memory_stores.get(url)
+        if store is None:  # built only when missing (building one runs a Lua script);
+            # setdefault: two threads opening one URL at once still share one store
+            store = _memory_stores.setdefault(url, MemoryStore())
         return Backend(url=url, memory=store)
     if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         if not parts.hostname:

@@ -17,7 +17,11 @@ one store's runtime:
   ``__newindex`` on Lua's globals table raises a flag): a script that creates a global is
   refused at the same point, with the same error, as on stock fakeredis.
 
-Everything else (commands, errors, replies, KEYS/ARGV) is fakeredis's own code. When the
+Everything else (commands, errors, replies, KEYS/ARGV) is fakeredis's own code. Two
+differences remain, both for scripts that tamper with Lua itself, which ours never do: a
+script that removes the globals table's metatable (or ``rawset``s a global) is refused only
+after its writes, and a ``setfenv`` of a script's chunk lasts into its next run (as on a real
+Redis, which also keeps one compiled function per script). When the
 installed fakeredis is not shaped as this expects, nothing is changed: memory:// runs at
 stock speed with the same behaviour, and :func:`speed_up` says so by returning False —
 ``tests/engine/test_fakeredis_lua.py`` asserts it returns True, so a fakeredis release that
@@ -28,6 +32,7 @@ benchmark's comparison).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections import OrderedDict
@@ -44,6 +49,8 @@ SCRIPT_CACHE_SIZE = 256
 scripts on the same store) compile again, least recently used first."""
 
 STOCK_SETTING = "MCP_TASKS_MEMORY_LUA"
+WARM_UP = "return 1"
+WARM_UP_SHA = hashlib.sha1(WARM_UP.encode()).hexdigest().encode()
 
 
 class _NoGlobals(Mapping[Any, Any]):
@@ -112,7 +119,7 @@ def speed_up(server: fakeredis.FakeServer) -> bool:
     try:
         # fakeredis creates a store's runtime on its first script: run one, through the
         # public client, so there is a runtime to wrap.
-        fakeredis.FakeRedis(server=server).eval("return 1", 0)
+        fakeredis.FakeRedis(server=server).eval(WARM_UP, 0)
         runtime = store._lua_runtime
         current = store._lua_current_socket
         expected = store._lua_expected_globals
@@ -134,31 +141,41 @@ def speed_up(server: fakeredis.FakeServer) -> bool:
     view = _CallView(runtime)
     none: frozenset[Any] = frozenset()
     # A script that creates a global raises the flag (Lua's __newindex on the globals table,
-    # which fires for new names only: exactly what fakeredis's listing would find); the
-    # next redis.call then runs fakeredis's own check, which refuses it and clears it.
+    # which fires for new names only: exactly what fakeredis's listing would find); every
+    # redis.call then runs fakeredis's own check, which refuses it, until no unexpected
+    # global is left (fakeredis 2.41 clears them when it refuses; 2.40 leaves them).
     created = [False]
 
     def mark() -> None:
         created[0] = True
 
+    def checked(command: Callable[..., Any], op: bytes, args: tuple[Any, ...]) -> Any:
+        try:
+            return command(runtime, expected, op, *args)
+        finally:
+            created[0] = bool(set(runtime.globals().keys()) - expected)
+
     def call(op: bytes, *args: Any) -> Any:
+        socket = current[0]
         if created[0]:
-            created[0] = False
-            return current[0]._lua_redis_call(runtime, expected, op, *args)
-        return current[0]._lua_redis_call(view, none, op, *args)
+            return checked(socket._lua_redis_call, op, args)
+        return socket._lua_redis_call(view, none, op, *args)
 
     def pcall(op: bytes, *args: Any) -> Any:
+        socket = current[0]
         if created[0]:
-            created[0] = False
-            return current[0]._lua_redis_pcall(runtime, expected, op, *args)
-        return current[0]._lua_redis_pcall(view, none, op, *args)
+            return checked(socket._lua_redis_pcall, op, args)
+        return socket._lua_redis_pcall(view, none, op, *args)
 
     runtime.eval(
         """function(call, pcall, mark)
+          local rawset = rawset  -- a script may reassign the global one
           redis.call = call
           redis.pcall = pcall
           setmetatable(_G, {__newindex = function(t, k, v) rawset(t, k, v); mark() end})
         end"""
     )(call, pcall, mark)
+    # The warm-up's script is not one a client loaded: SCRIPT EXISTS must not find it.
+    server.script_cache.pop(WARM_UP_SHA, None)
     store._lua_runtime = CompilingRuntime(runtime)
     return True

@@ -19,7 +19,12 @@ import pytest
 
 from mcp_tasks.engine import Docket, Worker
 from mcp_tasks.engine.connection import MemoryStore, parse_url
-from mcp_tasks.engine.fakeredis_lua import STOCK_SETTING, CompilingRuntime, speed_up
+from mcp_tasks.engine.fakeredis_lua import (
+    STOCK_SETTING,
+    WARM_UP_SHA,
+    CompilingRuntime,
+    speed_up,
+)
 from tests.helpers.dockets import running
 
 pytestmark = pytest.mark.anyio
@@ -75,6 +80,8 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ("return cjson.encode({a = 1})", [], []),
     ("leaked = 1; return redis.call('SET', KEYS[1], 'after')", ["g"], []),  # a global
     ("return redis.call('GET', KEYS[1])", ["g"], []),
+    ("return redis.call('SET', KEYS[1], 'later')", ["w"], []),  # a later script's write
+    ("return redis.pcall('SET', KEYS[1], 'later')", ["p"], []),
     ("return 1 +", [], []),  # a syntax error
     ("return tostring(leaked)", [], []),  # the global did not survive
     ("return 3.9", [], []),
@@ -82,15 +89,17 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
 
 
 def answers(server: fakeredis.FakeServer) -> list[Any]:
+    """Each script's reply (or error), run twice, then what the store holds afterwards."""
     client = fakeredis.FakeRedis(server=server)
-    out: list[Any] = []
+    out: list[Any] = [client.script_exists(WARM_UP_SHA)]
     for source, keys, args in SCRIPTS:
         for _ in range(2):  # twice: the second run takes the compiled function
             try:
                 out.append(client.eval(source, len(keys), *keys, *args))
             except Exception as exc:
                 out.append((type(exc).__name__, str(exc).split(" script: ")[0]))
-    return out
+    held = {key: client.dump(key) for key in sorted(client.keys())}
+    return [*out, held]
 
 
 def test_every_script_answers_as_on_stock_fakeredis() -> None:
@@ -98,8 +107,10 @@ def test_every_script_answers_as_on_stock_fakeredis() -> None:
     assert speed_up(fast)
     expected = answers(stock)
     assert answers(fast) == expected
-    assert expected[18] == ("ResponseError", "Script attempted to set global variables: leaked")
-    assert expected[22][0] == "ResponseError" and "error loading code" in expected[22][1]
+    assert expected[0] == [False], "a fresh store has no script loaded"
+    assert expected[19] == ("ResponseError", "Script attempted to set global variables: leaked")
+    assert expected[27][0] == "ResponseError" and "error loading code" in expected[27][1]
+    assert set(expected[-1]) >= {b"k", b"h"}
 
 
 def test_lua_memory_stays_bounded_without_a_collection_per_script() -> None:
