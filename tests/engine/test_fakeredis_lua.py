@@ -5,21 +5,27 @@ compiling every script anew (see its docstring). What a user relies on: memory:/
 on the fakeredis versions we support (a release that moves those names fails here, not
 silently), every script answers as it would on stock fakeredis (replies, errors, a global
 caught), Lua's memory stays bounded without fakeredis's forced collection after each script,
-and ``MCP_TASKS_MEMORY_LUA=stock`` turns it off. memory:// only: there is no fakeredis on the
-other backends. scripts/test runs these on the oldest supported fakeredis too.
+``MCP_TASKS_MEMORY_LUA=stock`` turns it off, and the three savings (compile once, no forced
+collection, globals listed only after a script made one) each stay in place. memory:// only:
+there is no fakeredis on the other backends. scripts/test runs these on the oldest supported
+fakeredis too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
 import fakeredis
 import pytest
+import redis
+from fakeredis.commands_mixins.scripting_mixin import ScriptingCommandsMixin
 
 from mcp_tasks.engine import Docket, Worker
 from mcp_tasks.engine.connection import MemoryStore, parse_url
 from mcp_tasks.engine.fakeredis_lua import (
+    SCRIPT_CACHE_SIZE,
     STOCK_SETTING,
     WARM_UP_SHA,
     CompilingRuntime,
@@ -134,3 +140,56 @@ def test_stock_is_an_escape_hatch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not store.fast_lua
     assert not isinstance(vars(store.server).get("_lua_runtime"), CompilingRuntime)
     assert fakeredis.FakeRedis(server=store.server).eval("return 7", 0) == 7
+
+
+class StubRuntime:
+    """Records what reaches the real runtime through :class:`CompilingRuntime`."""
+
+    def __init__(self) -> None:
+        self.compiled: list[str] = []
+        self.executed: list[str] = []
+
+    def compile(self, source: str) -> Any:
+        self.compiled.append(source)
+        return lambda: f"ran {source}"
+
+    def execute(self, source: str, *args: Any) -> Any:
+        self.executed.append(source)
+        return None
+
+
+def test_the_runtime_compiles_once_and_skips_the_forced_collection() -> None:
+    stub = StubRuntime()
+    runtime = CompilingRuntime(stub)
+    assert [runtime.execute("return 1") for _ in range(3)] == ["ran return 1"] * 3
+    assert runtime.execute("collectgarbage()") is None
+    assert stub.compiled == ["return 1"] and stub.executed == []
+    for n in range(SCRIPT_CACHE_SIZE + 1):  # one more than it keeps: the oldest goes
+        runtime.execute(f"return {n + 2}")
+    runtime.execute("return 1")
+    assert stub.compiled.count("return 1") == 2 and len(runtime.compiled) == SCRIPT_CACHE_SIZE
+
+
+def test_globals_are_listed_only_once_a_script_made_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = fakeredis.FakeServer()
+    assert speed_up(server)
+    listed: list[bool] = []
+    original = ScriptingCommandsMixin._lua_redis_call
+
+    def spy(self: Any, lua_runtime: Any, expected: Any, op: bytes, *args: Any) -> Any:
+        listed.append(bool(expected))  # the real check gets fakeredis's expected globals
+        return original(self, lua_runtime, expected, op, *args)
+
+    monkeypatch.setattr(ScriptingCommandsMixin, "_lua_redis_call", spy)
+    client = fakeredis.FakeRedis(server=server)
+    client.eval("redis.call('SET', 'a', 1) return redis.call('GET', 'a')", 0)
+    assert listed == [False, False]
+    with pytest.raises(redis.ResponseError, match="global"):
+        client.eval("made = 1 return redis.call('GET', 'a')", 0)
+    assert listed[2:] == [True]
+    # fakeredis 2.41 clears a refused global (back to the fast path); 2.40 leaves it, so
+    # every later call is checked, and refused, as on stock 2.40.
+    left = b"made" in set(vars(server)["_lua_runtime"].globals().keys())
+    with contextlib.suppress(redis.ResponseError):
+        client.eval("return redis.call('GET', 'a')", 0)
+    assert listed[3:] == [left]
