@@ -36,7 +36,8 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import fakeredis
@@ -53,26 +54,13 @@ WARM_UP = "return 1"
 WARM_UP_SHA = hashlib.sha1(WARM_UP.encode()).hexdigest().encode()
 
 
-class _NoGlobals(Mapping[Any, Any]):
-    """An empty mapping: what the skipped per-call check lists as "the globals"."""
-
-    def __getitem__(self, key: Any) -> Any:
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
 class _CallView:
     """What fakeredis's ``_lua_redis_call`` asks of "the runtime" for one call: ``globals()``
     for its check (here: nothing to complain of) and ``table_from`` to convert a reply."""
 
     def __init__(self, runtime: Any) -> None:
         self.table_from = runtime.table_from
-        self._none = _NoGlobals()
+        self._none: Mapping[Any, Any] = MappingProxyType({})
 
     def globals(self) -> Mapping[Any, Any]:
         return self._none
