@@ -79,7 +79,7 @@ class WorkSignal:
 class MemoryStore:
     server: fakeredis.FakeServer = field(default_factory=fakeredis.FakeServer)
     signal: WorkSignal = field(default_factory=WorkSignal)
-    fast_lua: bool = False
+    fast_lua: bool = field(init=False, default=False)
     """Whether :mod:`fakeredis_lua` sped this store's scripts up (False: fakeredis as is)."""
 
     def __post_init__(self) -> None:
